@@ -1,0 +1,1 @@
+"""asr: speech recognition with a bidirectional-LSTM CTC model on Keras."""

@@ -1,0 +1,166 @@
+"""Load, validate, downmix and resample audio to the model's rate.
+
+Every libsndfile format is read through soundfile; headerless PCM needs an
+explicit `RawLayout`. Problems with a file raise `AudioError` subclasses whose
+message names the file and the reason in one line, so callers can report a bad
+file and go on with the rest of a batch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+
+SAMPLE_RATE = 16000
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 384000
+RAW_EXTENSIONS = (".raw", ".pcm")
+
+
+class AudioError(Exception):
+    """A file that cannot be used as speech audio."""
+
+    reason = "invalid audio"
+
+    def __init__(self, path, detail: str | None = None):
+        self.path = os.fspath(path)
+        self.detail = detail or self.reason
+        super().__init__(f"{self.path}: {self.detail}")
+
+
+class UnreadableAudio(AudioError):
+    reason = "cannot be read"
+
+
+class NotAudio(AudioError):
+    reason = "not a recognised audio format"
+
+
+class EmptyAudio(AudioError):
+    reason = "contains no samples"
+
+
+class NonFiniteAudio(AudioError):
+    reason = "contains NaN or infinite samples"
+
+
+class BadSampleRate(AudioError):
+    reason = "has an implausible sample rate"
+
+
+@dataclass(frozen=True)
+class RawLayout:
+    """Layout of headerless PCM: rate, channels, libsndfile subtype and byte order."""
+
+    samplerate: int = SAMPLE_RATE
+    channels: int = 1
+    subtype: str = "PCM_16"
+    endian: str = "LITTLE"
+
+
+def load_audio(
+    path,
+    sample_rate: int = SAMPLE_RATE,
+    raw: RawLayout | None = None,
+    channel: int | None = None,
+) -> np.ndarray:
+    """Read a file as float32 mono at `sample_rate`.
+
+    Shape: (samples,). `channel=None` averages all channels; an integer keeps one.
+    Files with a `.raw`/`.pcm` extension are read with `raw` (default: 16 kHz
+    16-bit little-endian mono) since they carry no header to describe them.
+    """
+    data, source_rate = read_audio(path, raw)
+    return prepare(data, source_rate, path, sample_rate, channel)
+
+
+def read_audio(path, raw: RawLayout | None = None) -> tuple[np.ndarray, int]:
+    """Read samples as float32 of shape (samples, channels), with their rate."""
+    path = os.fspath(path)
+    if raw is None and path.lower().endswith(RAW_EXTENSIONS):
+        raw = RawLayout()
+    layout = {} if raw is None else {"format": "RAW", **raw.__dict__}
+    if not os.path.isfile(path):
+        raise UnreadableAudio(path, "no such file")
+    if os.path.getsize(path) == 0:
+        raise EmptyAudio(path, "file is empty (0 bytes)")
+    try:
+        info = soundfile.info(path, **layout) if raw is None else None
+        if info is not None:
+            _check_rate(path, info.samplerate)
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True, **layout)
+    except soundfile.LibsndfileError as error:
+        raise NotAudio(path, f"not a recognised audio format ({_short(error)})") from None
+    except (RuntimeError, ValueError, OSError) as error:
+        raise UnreadableAudio(path, f"cannot be read ({_short(error)})") from None
+    return data, rate
+
+
+def prepare(data: np.ndarray, source_rate: int, path, sample_rate: int = SAMPLE_RATE,
+            channel: int | None = None) -> np.ndarray:
+    """Validate (samples, channels) audio, downmix it and resample it to `sample_rate`."""
+    path = os.fspath(path)
+    _check_rate(path, source_rate)
+    if data.shape[0] == 0:
+        raise EmptyAudio(path)
+    if not np.all(np.isfinite(data)):
+        raise NonFiniteAudio(path)
+    mono = downmix(data, channel, path)
+    return resample(mono, source_rate, sample_rate)
+
+
+def downmix(data: np.ndarray, channel: int | None = None, path="<audio>") -> np.ndarray:
+    """(samples, channels) -> (samples,): the mean of channels, or one channel."""
+    if channel is None:
+        return data.mean(axis=1, dtype=np.float32)
+    if not 0 <= channel < data.shape[1]:
+        raise AudioError(path, f"has no channel {channel} (it has {data.shape[1]})")
+    return np.ascontiguousarray(data[:, channel])
+
+
+def resample(audio: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limited resampling (soxr, high quality); a no-op at the same rate."""
+    if source_rate == target_rate:
+        return audio.astype(np.float32, copy=False)
+    import soxr  # librosa's own resampling backend; imported late to keep start-up light
+
+    return soxr.resample(audio, source_rate, target_rate, quality="HQ").astype(np.float32)
+
+
+def duration(path, raw: RawLayout | None = None) -> float:
+    """Length in seconds from the header alone (raw files: from the byte count)."""
+    path = os.fspath(path)
+    if raw is None and path.lower().endswith(RAW_EXTENSIONS):
+        raw = RawLayout()
+    if raw is not None:
+        width = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
+                 "FLOAT": 4, "DOUBLE": 8}[raw.subtype]
+        return os.path.getsize(path) / (width * raw.channels * raw.samplerate)
+    try:
+        info = soundfile.info(path)
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+        raise NotAudio(path, f"not a recognised audio format ({_short(error)})") from None
+    _check_rate(path, info.samplerate)
+    return info.frames / info.samplerate
+
+
+def is_audio(path) -> bool:
+    """True when libsndfile recognises the file's content, whatever its extension."""
+    try:
+        soundfile.info(os.fspath(path))
+    except Exception:  # any failure to parse a header means "not audio" here
+        return False
+    return True
+
+
+def _check_rate(path, rate: int) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise BadSampleRate(path, f"has an implausible sample rate ({rate} Hz)")
+
+
+def _short(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text.split(": ", 1)[-1] if text.startswith(("Error opening", "Error")) else text
