@@ -83,10 +83,7 @@ def read_audio(path, raw: RawLayout | None = None) -> tuple[np.ndarray, int]:
     if raw is None and path.lower().endswith(RAW_EXTENSIONS):
         raw = RawLayout()
     layout = {} if raw is None else {"format": "RAW", **raw.__dict__}
-    if not os.path.isfile(path):
-        raise UnreadableAudio(path, "no such file")
-    if os.path.getsize(path) == 0:
-        raise EmptyAudio(path, "file is empty (0 bytes)")
+    _check_file(path)
     try:
         info = soundfile.info(path, **layout) if raw is None else None
         if info is not None:
@@ -133,6 +130,7 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE
 def duration(path, raw: RawLayout | None = None) -> float:
     """Length in seconds from the header alone (raw files: from the byte count)."""
     path = os.fspath(path)
+    _check_file(path)
     if raw is None and path.lower().endswith(RAW_EXTENSIONS):
         raw = RawLayout()
     if raw is not None:
@@ -154,6 +152,13 @@ def is_audio(path) -> bool:
     except Exception:  # any failure to parse a header means "not audio" here
         return False
     return True
+
+
+def _check_file(path: str) -> None:
+    if not os.path.isfile(path):
+        raise UnreadableAudio(path, "no such file")
+    if os.path.getsize(path) == 0:
+        raise EmptyAudio(path, "file is empty (0 bytes)")
 
 
 def _check_rate(path, rate: int) -> None:

@@ -1,0 +1,50 @@
+"""Log-mel (or MFCC) features with librosa, identical in training and inference."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+
+from asr.config import FeatureConfig
+
+_LOG_FLOOR = 1e-6  # keeps log() finite on digital silence
+
+
+def extract(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """Mono audio at `config.sample_rate` -> features of shape (frames, config.size), float32.
+
+    frames = 1 + samples // hop_length (librosa's centred framing).
+    """
+    mel = librosa.feature.melspectrogram(
+        y=audio,
+        sr=config.sample_rate,
+        n_fft=config.n_fft,
+        win_length=config.win_length,
+        hop_length=config.hop_length,
+        n_mels=config.n_mels,
+        fmin=config.fmin,
+        fmax=config.fmax,
+        power=2.0,
+    )
+    features = np.log(mel + _LOG_FLOOR)
+    if config.kind == "mfcc":
+        features = librosa.feature.mfcc(S=features, n_mfcc=config.n_mfcc)
+    elif config.kind != "logmel":
+        raise ValueError(f"unknown feature kind {config.kind!r} (expected 'logmel' or 'mfcc')")
+    return normalize(features.T.astype(np.float32), config.normalize)
+
+
+def normalize(features: np.ndarray, mode: str = "utterance") -> np.ndarray:
+    """Per-utterance mean and variance normalisation over time, per feature bin."""
+    if mode == "none":
+        return features
+    if mode != "utterance":
+        raise ValueError(f"unknown normalisation {mode!r} (expected 'utterance' or 'none')")
+    mean = features.mean(axis=0, keepdims=True)
+    std = features.std(axis=0, keepdims=True)
+    return (features - mean) / (std + 1e-5)
+
+
+def num_frames(num_samples: int, config: FeatureConfig = FeatureConfig()) -> int:
+    """Frames `extract` yields for `num_samples` samples."""
+    return 1 + num_samples // config.hop_length
