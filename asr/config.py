@@ -86,7 +86,7 @@ def load_config(path=None, overrides=()) -> ExperimentConfig:
         try:
             tree = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as error:
-            raise ConfigError(f"{path}: cannot read configuration ({error})") from None
+            raise ConfigError(f"{path}: cannot read configuration ({_one_line(error)})") from None
     for override in overrides:
         _apply_override(tree, override)
     return from_dict(ExperimentConfig, tree, where=str(path or "config"))
@@ -115,11 +115,24 @@ def from_dict(cls, tree: dict, where: str = "config"):
         nested = _dataclass_named(kind)
         if nested is not None:
             values[name] = from_dict(nested, value or {}, f"{where}.{name}")
-        elif isinstance(value, list):
-            values[name] = tuple(value)
+        elif isinstance(value, dict):
+            raise ConfigError(f"{where}.{name}: is a value, not a section")
         else:
-            values[name] = value
+            value = tuple(value) if isinstance(value, list) else value
+            values[name] = _as_float(value, f"{where}.{name}") if "float" in str(kind) else value
     return cls(**values)
+
+
+def _as_float(value, where: str):
+    """YAML 1.1 reads `1e-3` as a string, so float fields convert explicitly."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return tuple(map(float, value)) if isinstance(value, tuple) else float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
 
 
 def _dataclass_named(type_name):
@@ -134,10 +147,19 @@ def _apply_override(tree: dict, override: str) -> None:
     *sections, leaf = key.strip().split(".")
     node = tree
     for section in sections:
-        node = node.setdefault(section, {})
+        if node.get(section) is None:  # `train:` with nothing under it is an empty section
+            node[section] = {}
+        node = node[section]
         if not isinstance(node, dict):
             raise ConfigError(f"override {override!r}: {section} is not a section")
     node[leaf] = yaml.safe_load(text)
+
+
+def _one_line(error: Exception) -> str:
+    """YAML errors quote the offending source over several lines; keep problem and position."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
 def _plain(value):

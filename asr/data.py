@@ -50,12 +50,10 @@ def _check(utterance: Utterance, vocabulary, feature_config, subsampling, max_du
         return "empty transcript", utterance
     if not vocabulary.covers(text):
         return "characters outside the vocabulary", utterance
-    seconds = utterance.duration
-    if seconds <= 0:
-        try:
-            seconds = audio.duration(utterance.audio_filepath)
-        except audio.AudioError:
-            return "unreadable audio", utterance
+    try:  # the header is cheap to read and catches missing or broken files before training
+        seconds = audio.duration(utterance.audio_filepath)
+    except audio.AudioError:
+        return "unreadable audio", utterance
     if seconds <= 0:
         return "empty audio", utterance
     if seconds > max_duration:

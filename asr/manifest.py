@@ -69,6 +69,8 @@ def _parse(line: str, root: Path, where: str, allow_outside_root: bool) -> Utter
     try:
         record = json.loads(line)
         audio = record["audio_filepath"]
+        if not isinstance(audio, str) or not audio:
+            raise TypeError("audio_filepath must be a non-empty string")
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ManifestError(f"{where}: not a manifest record ({error})") from None
     resolved = (root / audio).resolve()

@@ -22,7 +22,7 @@ def normalize(text: str, spell_digits: bool = True) -> str:
     model is never asked to produce characters that evaluation would discard.
     """
     text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
     text = text.replace("\u2019", "'").replace("-", " ")
     if spell_digits:
         text = re.sub(r"\d", lambda match: f" {_DIGIT_WORDS[int(match.group())]} ", text)

@@ -1,0 +1,60 @@
+"""Shared fixtures: the optional shared data folder and generated test audio."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def make_tone(seconds: float = 0.5, sample_rate: int = 16000, frequency: float = 440.0,
+              channels: int = 1, amplitude: float = 0.5, seed: int = 0) -> np.ndarray:
+    """A sine with faint noise, shape (samples, channels), float32.
+
+    Channel c is at `frequency * (c + 1)`, so tests can tell channels apart by
+    their spectral peak.
+    """
+    time = np.arange(round(seconds * sample_rate)) / sample_rate
+    noise = np.random.default_rng(seed).standard_normal((time.size, channels))
+    sines = np.stack([np.sin(2 * np.pi * frequency * (c + 1) * time) for c in range(channels)], 1)
+    return (amplitude * sines + 0.01 * noise).astype(np.float32)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """`../shared/data` next to the repository; skips when a clone does not have it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def tone():
+    """`make_tone` itself, for tests that need the samples they wrote."""
+    return make_tone
+
+
+@pytest.fixture
+def tone_wav(tmp_path):
+    """Factory: write `make_tone(...)` to `tmp_path / name` with soundfile and return the path.
+
+    `format` defaults to the one soundfile infers from the extension; `subtype`
+    to that format's default when None.
+    """
+
+    def write(name: str = "tone.wav", *, seconds: float = 0.5, sample_rate: int = 16000,
+              frequency: float = 440.0, channels: int = 1, subtype: str | None = "PCM_16",
+              format: str | None = None, seed: int = 0) -> Path:
+        path = tmp_path / name
+        samples = make_tone(seconds, sample_rate, frequency, channels, seed=seed)
+        soundfile.write(path, samples, sample_rate, subtype=subtype, format=format)
+        return path
+
+    return write

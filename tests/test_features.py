@@ -1,0 +1,65 @@
+import librosa
+import numpy as np
+import pytest
+
+from asr.config import FeatureConfig
+from asr.features import extract, normalize, num_frames
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=512 is too large")  # librosa, on the shortest inputs
+@pytest.mark.parametrize("samples", [1, 159, 160, 400, 8000, 16159])
+def test_logmel_shape_matches_num_frames(tone, samples):
+    audio = tone(1.1)[:samples, 0]
+    features = extract(audio)
+    assert features.shape == (num_frames(samples), 80)
+    assert features.dtype == np.float32
+
+
+def test_utterance_normalisation(tone):
+    features = extract(tone(1.0, frequency=300.0)[:, 0])
+    assert np.all(np.isfinite(features))
+    np.testing.assert_allclose(features.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(features.std(axis=0), 1.0, atol=1e-2)
+
+
+def test_without_normalisation_the_tone_peaks_in_its_mel_band(tone):
+    config = FeatureConfig(normalize="none")
+    features = extract(tone(1.0, frequency=1000.0)[:, 0], config)
+    centres = librosa.mel_frequencies(config.n_mels + 2, fmin=config.fmin, fmax=config.fmax)[1:-1]
+    peak = features.mean(axis=0).argmax()
+    assert centres[peak - 1] < 1000 < centres[peak + 1]
+    assert features[:, peak].mean() > features[:, :5].mean() + 5  # log-power well above the noise
+
+
+def test_silence_stays_finite_and_small():
+    """Constant bins have zero variance; the floor and epsilon keep them near 0, not NaN."""
+    features = extract(np.zeros(4000, np.float32))
+    assert np.all(np.isfinite(features)) and np.abs(features).max() < 1
+
+
+def test_mfcc_shape(tone):
+    config = FeatureConfig(kind="mfcc", n_mfcc=13)
+    features = extract(tone(0.5)[:, 0], config)
+    assert config.size == 13
+    assert features.shape == (num_frames(8000, config), 13)
+    assert features.dtype == np.float32
+
+
+def test_hop_length_sets_the_frame_rate(tone):
+    config = FeatureConfig(hop_length=320, win_length=640, n_fft=1024, n_mels=40)
+    assert extract(tone(1.0)[:, 0], config).shape == (num_frames(16000, config), 40) == (51, 40)
+
+
+def test_unknown_kind_raises(tone):
+    with pytest.raises(ValueError, match="unknown feature kind 'pitch'"):
+        extract(tone()[:, 0], FeatureConfig(kind="pitch"))
+
+
+def test_unknown_normalisation_raises():
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        normalize(np.ones((3, 2), np.float32), "global")
+
+
+def test_extraction_is_deterministic(tone):
+    audio = tone(0.7, seed=3)[:, 0]
+    np.testing.assert_array_equal(extract(audio), extract(audio.copy()))
