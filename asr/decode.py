@@ -1,10 +1,26 @@
-"""CTC decoding of frame posteriors into text."""
+"""CTC decoding of frame posteriors into text.
+
+Greedy (best path) decoding; prefix beam search with word n-gram shallow fusion
+and hotword boosting; Keras's own beam search; and `DecoderConfig`, which picks
+one of them from command-line style settings.
+"""
 
 from __future__ import annotations
 
+import heapq
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 
-from asr.text import Vocabulary
+from asr.lm import BOS, EOS, LanguageModel, load_language_model
+from asr.text import Vocabulary, normalize
+
+# LMs score in log10; CTC scores are natural logs.
+LN10 = math.log(10.0)
+DEFAULT_HOTWORD_WEIGHT = 5.0
 
 
 def greedy_decode(logits: np.ndarray, length: int | None = None) -> list[int]:
@@ -24,3 +40,261 @@ def greedy_decode(logits: np.ndarray, length: int | None = None) -> list[int]:
 def greedy_decode_batch(logits: np.ndarray, lengths, vocabulary: Vocabulary) -> list[str]:
     """(batch, frames, classes) logits with true frame counts -> one string each."""
     return [vocabulary.decode(greedy_decode(row, int(n))) for row, n in zip(logits, lengths)]
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """(..., classes) logits -> log-probabilities (which pass through unchanged), float64."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)) on Python floats.
+
+    This is the search's innermost operation; np.logaddexp costs about 4x as much
+    on scalars because of ufunc dispatch.
+    """
+    if a < b:
+        a, b = b, a
+    if b == -math.inf:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str
+    score: float  # ln P_ctc + alpha ln P_lm + beta * words + hotword bonuses
+    acoustic_score: float  # ln P_ctc(text | logits), summed over its alignments
+
+
+@dataclass(frozen=True)
+class BeamSearchDecoder:
+    """CTC prefix beam search (Hannun et al., 2014) with optional shallow fusion.
+
+    A hypothesis scores ln P_ctc(text) + alpha * ln P_lm(words) + beta * len(words)
+    + hotword bonuses. A word enters the LM, and earns beta, once a space completes
+    it; the last word and </s> do at the end of the utterance. beta applies only
+    with an LM, whose cost per word it offsets.
+
+    Hotwords are boosted while they are spelled: a partial word that begins a
+    hotword earns weight * len(partial) / len(hotword), so the hypothesis survives
+    pruning until the word is complete, which then keeps the full weight; a partial
+    word that turns into another word loses the bonus. Weights are in nats.
+
+    In each frame, characters below `prune_log_prob` are not tried (the frame's
+    best character always is).
+    """
+
+    vocabulary: Vocabulary
+    beam_width: int = 16
+    lm: LanguageModel | None = None
+    alpha: float = 0.5
+    beta: float = 1.0
+    hotwords: Mapping[str, float] | None = None
+    prune_log_prob: float = -10.0
+    _hotword_prefixes: dict[str, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.beam_width < 1:
+            raise ValueError(f"beam width must be at least 1, got {self.beam_width}")
+        prefixes = {}
+        for word, weight in (self.hotwords or {}).items():
+            if not word or " " in word or not self.vocabulary.covers(word):
+                raise ValueError(f"hotword {word!r} is not a single word in the vocabulary")
+            for end in range(1, len(word) + 1):
+                prefixes[word[:end]] = max(prefixes.get(word[:end], 0.0), weight * end / len(word))
+        object.__setattr__(self, "_hotword_prefixes", prefixes)
+
+    def decode(self, logits: np.ndarray, length: int | None = None) -> str:
+        """(frames, classes) logits; `length` ignores padded frames. Returns the best text."""
+        return self.search(logits, length)[0].text
+
+    def decode_batch(self, logits: np.ndarray, lengths=None) -> list[str]:
+        """(batch, frames, classes) logits with true frame counts -> one string each."""
+        lengths = [None] * len(logits) if lengths is None else [int(n) for n in lengths]
+        return [self.decode(row, n) for row, n in zip(logits, lengths)]
+
+    def search(self, logits: np.ndarray, length: int | None = None) -> list[Hypothesis]:
+        """(frames, classes) logits or log-probabilities -> up to beam_width hypotheses, best first."""
+        logits = np.asarray(logits)
+        if logits.ndim != 2 or logits.shape[1] != self.vocabulary.size:
+            raise ValueError(f"expected logits of shape (frames, {self.vocabulary.size}), got {logits.shape}")
+        log_probs = log_softmax(logits[:length])
+        characters = self.vocabulary.characters
+        scorer = _FusionScorer(self) if self.lm is not None or self.hotwords else None
+        # prefix -> [ln P(its alignments ending in blank), ln P(those ending in its last character)]
+        beams = {"": [0.0, -math.inf]}
+        for frame, values in zip(log_probs, log_probs.tolist()):
+            threshold = min(self.prune_log_prob, frame[1:].max())
+            candidates = [(characters[i], values[i + 1]) for i in np.flatnonzero(frame[1:] >= threshold)]
+            beams = self._prune(_extend(beams, values[0], candidates), scorer)
+        hypotheses = []
+        for text, (blank, character) in beams.items():
+            acoustic = _log_add(blank, character)
+            fused = acoustic + scorer.final_score(text) if scorer else acoustic
+            hypotheses.append(Hypothesis(text, fused, acoustic))
+        return sorted(hypotheses, key=lambda hypothesis: hypothesis.score, reverse=True)
+
+    def _prune(self, beams: dict, scorer: _FusionScorer | None) -> dict:
+        if scorer is None:
+            def rank(item): return _log_add(*item[1])
+        else:
+            def rank(item): return _log_add(*item[1]) + scorer.prefix_score(item[0])
+        kept = dict(heapq.nlargest(self.beam_width, beams.items(), key=rank))
+        if scorer is not None:
+            scorer.forget_all_but(kept)
+        return kept
+
+
+def _extend(beams: dict, blank_log_prob: float, candidates: list[tuple[str, float]]) -> dict:
+    """One frame of prefix beam search: each prefix takes a blank, repeats or grows."""
+    extended = {}
+    for text, (blank, character) in beams.items():
+        total = _log_add(blank, character)
+        entry = extended.get(text)
+        if entry is None:
+            entry = extended[text] = [total + blank_log_prob, -math.inf]
+        else:
+            entry[0] = _log_add(entry[0], total + blank_log_prob)
+        for next_character, log_prob in candidates:
+            if text and next_character == text[-1]:
+                # Repeats with no blank in between collapse into the same text;
+                # only alignments ending in blank can spell the character twice.
+                entry[1] = _log_add(entry[1], character + log_prob)
+                source = blank
+            else:
+                source = total
+            if source == -math.inf:
+                continue
+            child = text + next_character
+            child_entry = extended.get(child)
+            if child_entry is None:  # most children are new: skip the addition
+                extended[child] = [-math.inf, source + log_prob]
+            else:
+                child_entry[1] = _log_add(child_entry[1], source + log_prob)
+    return extended
+
+
+class _FusionScorer:
+    """LM and hotword scores of one utterance's prefixes, cached by text."""
+
+    def __init__(self, decoder: BeamSearchDecoder):
+        self.lm = decoder.lm
+        self.lm_weight = decoder.alpha * LN10
+        self.beta = decoder.beta
+        self.hotwords = decoder.hotwords or {}
+        self.hotword_prefixes = decoder._hotword_prefixes
+        self.completed = {"": 0.0}  # text -> score of the words a space has completed
+
+    def prefix_score(self, text: str) -> float:
+        """Completed words plus the hotword bonus of the word being spelled."""
+        partial = text[text.rfind(" ") + 1:]
+        return self._completed_score(text) + self.hotword_prefixes.get(partial, 0.0)
+
+    def forget_all_but(self, texts) -> None:
+        """Drop cached prefixes other than `texts` (which were just scored), so a long
+        utterance holds one frame's worth of them rather than all it has seen."""
+        self.completed = {"": 0.0, **{text: self.completed[text] for text in texts}}
+
+    def final_score(self, text: str) -> float:
+        """The utterance has ended: its last word is complete and so is the sentence."""
+        score = self._completed_score(text) + self._word_score(text)
+        if self.lm is not None:
+            score += self.lm_weight * self.lm.score(EOS, [BOS, *text.split()])
+        return score
+
+    def _completed_score(self, text: str) -> float:
+        end = len(text)
+        while text[:end] not in self.completed:  # "" always is
+            end -= 1
+        score = self.completed[text[:end]]
+        for end in range(end + 1, len(text) + 1):
+            if text[end - 1] == " ":
+                score += self._word_score(text[:end - 1])
+            self.completed[text[:end]] = score
+        return score
+
+    def _word_score(self, text: str) -> float:
+        """What the last word of `text` earns once completed (nothing after a space)."""
+        if not text or text[-1] == " ":
+            return 0.0
+        words = text.split()
+        score = self.hotwords.get(words[-1], 0.0)
+        if self.lm is not None:
+            score += self.lm_weight * self.lm.score(words[-1], [BOS, *words[:-1]]) + self.beta
+        return score
+
+
+@dataclass(frozen=True)
+class GreedyDecoder:
+    """Best-path decoding behind the same interface as BeamSearchDecoder."""
+
+    vocabulary: Vocabulary
+
+    def decode(self, logits: np.ndarray, length: int | None = None) -> str:
+        return self.vocabulary.decode(greedy_decode(logits, length))
+
+    def decode_batch(self, logits: np.ndarray, lengths) -> list[str]:
+        return greedy_decode_batch(logits, lengths, self.vocabulary)
+
+
+def keras_beam_search(logits: np.ndarray, lengths, vocabulary: Vocabulary,
+                      beam_width: int = 16) -> list[str]:
+    """Keras's CTC beam search, without LM: (batch, frames, classes) logits -> one string each.
+
+    It runs in the backend (TensorFlow's ctc_beam_search_decoder), so it is fast
+    but offers neither fusion nor hotwords.
+    """
+    import keras  # the backend takes seconds to import and only this path needs it
+
+    decoded, _ = keras.ops.ctc_decode(
+        np.asarray(logits, dtype=np.float32), np.asarray(lengths, dtype=np.int32),
+        strategy="beam_search", beam_width=beam_width, top_paths=1, mask_index=0)
+    return [vocabulary.decode(row) for row in keras.ops.convert_to_numpy(decoded)[0]]
+
+
+def parse_hotwords(spec: str, default_weight: float = DEFAULT_HOTWORD_WEIGHT) -> dict[str, float]:
+    """'word[:weight],...', as --hotwords takes it -> {normalised word: weight in nats}.
+
+    The default weight is about what an LM charges a word it has never seen, plus a margin.
+    """
+    hotwords = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        word, _, weight = item.partition(":")
+        word = normalize(word)
+        if not word or " " in word:
+            raise ValueError(f"hotword {item!r} is not a single word")
+        try:
+            hotwords[word] = float(weight) if weight else default_weight
+        except ValueError:
+            raise ValueError(f"hotword {item!r}: weight {weight!r} is not a number") from None
+    return hotwords
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Settings behind --decoder, --beam-width, --lm, --alpha, --beta and --hotwords."""
+
+    decoder: str = "greedy"  # "greedy" or "beam"
+    beam_width: int = 16
+    lm_path: str | Path | None = None
+    alpha: float = 0.5
+    beta: float = 1.0
+    hotwords: Mapping[str, float] | None = None
+    prune_log_prob: float = -10.0
+
+    def __post_init__(self):
+        if self.decoder not in ("greedy", "beam"):
+            raise ValueError(f"unknown decoder {self.decoder!r} (expected 'greedy' or 'beam')")
+        if self.decoder == "greedy" and (self.lm_path or self.hotwords):
+            raise ValueError("a language model and hotwords need the beam decoder (--decoder beam)")
+
+    def build(self, vocabulary: Vocabulary) -> GreedyDecoder | BeamSearchDecoder:
+        """The decoder, its LM loaded; raises LanguageModelError for an unusable LM file."""
+        if self.decoder == "greedy":
+            return GreedyDecoder(vocabulary)
+        lm = load_language_model(self.lm_path) if self.lm_path else None
+        return BeamSearchDecoder(vocabulary, self.beam_width, lm, self.alpha, self.beta,
+                                 self.hotwords, self.prune_log_prob)
