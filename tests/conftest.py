@@ -58,3 +58,28 @@ def tone_wav(tmp_path):
         return path
 
     return write
+
+
+TINY_MODEL = ("model.conv_channels=4", "model.lstm_units=16", "model.lstm_layers=1",
+              "model.dropout=0.0", "features.n_mels=40")
+
+
+@pytest.fixture(scope="session")
+def speech_corpus(tmp_path_factory) -> dict[str, Path]:
+    """A tiny real-speech corpus synthesised with eSpeak NG: train/dev/test manifests."""
+    from asr.corpora.synthetic import make_synthetic_corpus
+
+    return make_synthetic_corpus(tmp_path_factory.mktemp("speech"), train_utterances=48,
+                                 dev_utterances=8, test_utterances=8, workers=1)
+
+
+@pytest.fixture(scope="session")
+def trained_model(speech_corpus, tmp_path_factory) -> Path:
+    """A tiny model trained for two epochs on `speech_corpus`; returns its `.keras` path."""
+    from asr.config import load_config
+    from asr.train import train
+
+    config = load_config(None, [*TINY_MODEL, "train.epochs=2", "train.batch_size=16",
+                                f"data.train_manifest={speech_corpus['train']}",
+                                f"data.dev_manifest={speech_corpus['dev']}"])
+    return train(config, tmp_path_factory.mktemp("run"), verbose=0).model_path

@@ -1,0 +1,130 @@
+"""The acoustic model: conv subsampling, stacked BiLSTM, dense CTC logits.
+
+One `.keras` file carries the weights, the vocabulary and the feature
+configuration, so a saved model is all `transcribe` needs. Shapes:
+features (batch, frames, feature_size) with true `feature_lengths` (batch,)
+-> logits (batch, ceil(frames / subsampling), vocabulary.size).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from asr.config import FeatureConfig, ModelConfig, from_dict, to_dict
+from asr.layers import bilstm_stack
+from asr.text import Vocabulary
+
+
+@keras.saving.register_keras_serializable(package="asr")
+class SpeechRecognizer(keras.Model):
+    """CTC acoustic model. Call with {"features", "feature_lengths"}; returns logits."""
+
+    def __init__(self, characters: str, features: dict, model: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary = Vocabulary(characters)
+        self.feature_config = from_dict(FeatureConfig, features)
+        self.model_config = from_dict(ModelConfig, model)
+        config = self.model_config
+        if config.subsampling not in (1, 2, 4):
+            raise ValueError(f"model.subsampling must be 1, 2 or 4, not {config.subsampling}")
+        self.convolutions = [
+            keras.layers.Conv2D(config.conv_channels, 3, strides=2, padding="valid",
+                                activation="relu", name=f"conv_{i}")
+            for i in range(int(math.log2(config.subsampling)))
+        ]
+        self.recurrent = bilstm_stack(
+            units=config.lstm_units,
+            num_layers=config.lstm_layers,
+            dropout=config.dropout,
+            projection_units=config.projection_units,
+            layer_norm=config.layer_norm,
+        )
+        self.output_dropout = keras.layers.Dropout(config.dropout)
+        self.classifier = keras.layers.Dense(self.vocabulary.size, name="logits")
+
+    def call(self, inputs, training=None):
+        features, lengths = inputs["features"], inputs["feature_lengths"]
+        x = ops.expand_dims(features, -1)  # (batch, frames, bins, 1)
+        for convolution in self.convolutions:
+            # One zero frame on each side, whatever the batch's padded length
+            # ("same" padding would shift windows with its parity), and zeroed
+            # padding after each convolution, keep a batched utterance's output
+            # identical to running it alone.
+            x = convolution(ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))))
+            lengths = (lengths + 1) // 2
+            x = x * _frame_mask(lengths, ops.shape(x)[1], x)
+        batch, frames = ops.shape(x)[0], ops.shape(x)[1]
+        x = ops.reshape(x, (batch, frames, x.shape[2] * x.shape[3]))
+        mask = ops.arange(frames)[None, :] < lengths[:, None]
+        for layer in self.recurrent:
+            x_in = x
+            x = layer(x_in, mask=mask, training=training)
+            mask = layer.compute_mask(x_in, mask)
+        return self.classifier(self.output_dropout(x, training=training))
+
+    def output_lengths(self, feature_lengths):
+        """True logit frames per utterance: ceil(frames / subsampling)."""
+        factor = self.model_config.subsampling
+        return (feature_lengths + factor - 1) // factor
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Mean CTC loss over the batch, with true logit and label lengths."""
+        losses = ops.ctc_loss(
+            y["labels"], y_pred, y["label_lengths"],
+            self.output_lengths(x["feature_lengths"]), mask_index=0,
+        )
+        return ops.mean(losses)
+
+    def build(self, input_shape=None):
+        # Variables depend only on the configs, so a dummy pass builds them;
+        # this is also what loading a saved model calls.
+        frames = 8 * self.model_config.subsampling
+        self.call({"features": ops.zeros((1, frames, self.feature_config.size)),
+                   "feature_lengths": ops.convert_to_tensor([frames], dtype="int32")})
+        self.built = True
+
+    def get_build_config(self):
+        return {"input_shape": None}
+
+    def build_from_config(self, config):
+        self.build()
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "characters": self.vocabulary.characters,
+            "features": to_dict(self.feature_config),
+            "model": to_dict(self.model_config),
+        }
+
+
+def build_model(vocabulary: Vocabulary, feature_config: FeatureConfig,
+                model_config: ModelConfig) -> SpeechRecognizer:
+    model = SpeechRecognizer(vocabulary.characters, to_dict(feature_config), to_dict(model_config))
+    model.build()
+    return model
+
+
+def load_model(path) -> SpeechRecognizer:
+    """Load a `.keras` model with `safe_mode` on (no arbitrary code from the file)."""
+    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    if not isinstance(model, SpeechRecognizer):
+        raise ValueError(f"{path}: not an asr model (found {type(model).__name__})")
+    return model
+
+
+def _frame_mask(lengths, frames, like):
+    """(batch,) lengths -> (batch, frames, 1, 1) float mask in `like`'s dtype."""
+    mask = ops.arange(frames)[None, :] < lengths[:, None]
+    return ops.cast(mask, like.dtype)[:, :, None, None]
+
+
+def predict_logits(model: SpeechRecognizer, dataset):
+    """Yield (logits (batch, frames, classes), true logit frames (batch,)) as NumPy per batch."""
+    for inputs, *_ in dataset:
+        logits = model.predict_on_batch(inputs)
+        lengths = model.output_lengths(inputs["feature_lengths"])
+        yield logits, ops.convert_to_numpy(lengths)

@@ -1,0 +1,76 @@
+import keras
+import numpy as np
+import pytest
+
+from asr.config import FeatureConfig, ModelConfig
+from asr.model import build_model, load_model
+from asr.text import Vocabulary
+
+FEATURES = FeatureConfig(n_mels=16)
+SMALL = ModelConfig(conv_channels=4, lstm_units=8, lstm_layers=2, dropout=0.0)
+
+
+def inputs(features, lengths):
+    return {"features": np.asarray(features, np.float32),
+            "feature_lengths": np.asarray(lengths, np.int32)}
+
+
+@pytest.mark.parametrize("subsampling", [1, 2, 4])
+def test_logit_shape_and_lengths(subsampling):
+    model = build_model(Vocabulary(), FEATURES, ModelConfig(**{**SMALL.__dict__, "subsampling": subsampling}))
+    logits = model(inputs(np.zeros((2, 37, 16)), [37, 20]))
+    assert logits.shape == (2, -(-37 // subsampling), Vocabulary().size)
+    assert list(np.asarray(model.output_lengths(np.array([37, 20])))) == [-(-37 // subsampling),
+                                                                        -(-20 // subsampling)]
+
+
+def test_padded_batch_equals_each_utterance_alone():
+    model = build_model(Vocabulary(), FEATURES, SMALL)
+    rng = np.random.default_rng(0)
+    lengths = [29, 13, 6]
+    batch = np.zeros((3, 29, 16), np.float32)
+    for row, length in enumerate(lengths):
+        batch[row, :length] = rng.standard_normal((length, 16))
+    together = np.asarray(model(inputs(batch, lengths)))
+    for row, length in enumerate(lengths):
+        alone = np.asarray(model(inputs(batch[row:row + 1, :length], [length])))
+        frames = alone.shape[1]
+        np.testing.assert_allclose(together[row, :frames], alone[0], atol=1e-5)
+
+
+def test_ctc_loss_is_finite_and_trainable():
+    model = build_model(Vocabulary(), FEATURES, SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    rng = np.random.default_rng(1)
+    x = inputs(rng.standard_normal((4, 40, 16)), [40, 40, 32, 24])
+    labels = np.array([[3, 4, 5], [6, 7, 0], [8, 0, 0], [9, 10, 11]], np.int32)
+    y = {"labels": labels, "label_lengths": np.array([3, 2, 1, 3], np.int32)}
+    first = model.train_on_batch(x, y)
+    for _ in range(20):
+        last = model.train_on_batch(x, y)
+    assert np.isfinite(first) and last < first
+
+
+def test_save_and_load_with_safe_mode(tmp_path):
+    vocabulary = Vocabulary(" abc")
+    model = build_model(vocabulary, FEATURES, SMALL)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = load_model(path)
+    assert loaded.vocabulary == vocabulary
+    assert loaded.feature_config == FEATURES
+    assert loaded.model_config == SMALL
+    x = inputs(np.random.default_rng(2).standard_normal((1, 20, 16)), [20])
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+
+
+def test_load_rejects_a_model_that_is_not_ours(tmp_path):
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(ValueError, match="not an asr model"):
+        load_model(tmp_path / "other.keras")
+
+
+def test_unsupported_subsampling_is_rejected():
+    with pytest.raises(ValueError, match="subsampling"):
+        build_model(Vocabulary(), FEATURES, ModelConfig(subsampling=3))
