@@ -63,13 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--model", required=True, type=Path)
     transcribe.add_argument("--output-dir", type=Path, default=Path("transcripts"))
     transcribe.add_argument("--batch-size", type=int, default=16)
+    _add_decoder_arguments(transcribe)
     transcribe.set_defaults(handler=_transcribe)
 
-    evaluate = commands.add_parser("evaluate", help="WER/CER report for a model on a manifest")
-    evaluate.add_argument("--model", required=True, type=Path)
-    evaluate.add_argument("--manifest", required=True, type=Path)
+    evaluate = commands.add_parser(
+        "evaluate", help="WER/CER report: a model on a manifest, any system's output, or two reports",
+        description="Give --model and --manifest, or --ref and --hyp, or --compare A B.")
+    evaluate.add_argument("--model", type=Path)
+    evaluate.add_argument("--manifest", type=Path, help="labelled manifest to transcribe and score")
+    evaluate.add_argument("--ref", type=Path, help="reference manifest (with --hyp)")
+    evaluate.add_argument("--hyp", type=Path, help="hypotheses JSONL: id or audio_filepath, text")
+    evaluate.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
+                          help="two report.json files: delta table with paired-bootstrap significance")
     evaluate.add_argument("--output-dir", type=Path, default=Path("report"))
     evaluate.add_argument("--batch-size", type=int, default=16)
+    _add_decoder_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     demo = commands.add_parser("demo", help="synthesise speech, train, evaluate on unseen voices")
@@ -84,6 +92,24 @@ def _add_config_arguments(parser, default=None):
                         help="YAML experiment config" + (f" (default {default})" if default else ""))
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides, e.g. train.epochs=5 model.lstm_units=128")
+
+
+def _add_decoder_arguments(parser):
+    group = parser.add_argument_group("decoding")
+    group.add_argument("--decoder", choices=("greedy", "beam"), default="greedy")
+    group.add_argument("--beam-width", type=int, default=16)
+    group.add_argument("--lm", type=Path, help="word n-gram LM (ARPA, or KenLM binary with kenlm installed)")
+    group.add_argument("--alpha", type=float, default=0.5, help="LM weight")
+    group.add_argument("--beta", type=float, default=1.0, help="word insertion bonus")
+    group.add_argument("--hotwords", help="words to boost: word[:weight],... (beam decoder)")
+
+
+def _decoder(args):
+    from asr.decode import DecoderConfig, parse_hotwords
+
+    return DecoderConfig(decoder=args.decoder, beam_width=args.beam_width, lm_path=args.lm,
+                         alpha=args.alpha, beta=args.beta,
+                         hotwords=parse_hotwords(args.hotwords) if args.hotwords else None)
 
 
 def _prepare_fsdd(args) -> int:
@@ -119,17 +145,32 @@ def _transcribe(args) -> int:
     paths = expand_inputs(args.inputs)
     folders = [str(Path(p).resolve()) for p in args.inputs if Path(p).is_dir()]
     root = os.path.commonpath(folders) if folders else None
-    results = transcribe(paths, args.model, batch_size=args.batch_size)
+    results = transcribe(paths, args.model, batch_size=args.batch_size, decoder=_decoder(args))
     done, failed = write_transcripts(results, args.output_dir, root=root)
     print(f"{done} transcribed, {failed} failed -> {args.output_dir}")
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 def _evaluate(args) -> int:
-    from asr.evaluate import evaluate
+    from asr.evaluate import compare, evaluate, score_hypotheses
 
+    if args.compare:
+        from asr.report_markdown import comparison_markdown
+
+        comparison, paths = compare(*args.compare, args.output_dir)
+        print(comparison_markdown(comparison))
+        print("comparison: " + json.dumps({k: str(v) for k, v in paths.items()}))
+        return EXIT_OK
+    if args.ref or args.hyp:
+        if not (args.ref and args.hyp):
+            raise ValueError("--ref and --hyp go together")
+        report, paths = score_hypotheses(args.ref, args.hyp, args.output_dir)
+        _print_summary(report, paths)
+        return EXIT_OK
+    if not (args.model and args.manifest):
+        raise ValueError("give --model and --manifest, or --ref and --hyp, or --compare A B")
     report, paths, failures = evaluate(args.model, args.manifest, args.output_dir,
-                                       batch_size=args.batch_size)
+                                       batch_size=args.batch_size, decoder=_decoder(args))
     for failure in failures:
         print(f"asr: error: {failure.error}", file=sys.stderr)
     _print_summary(report, paths)
@@ -147,9 +188,11 @@ def _demo(args) -> int:
 
 
 def _print_summary(report: dict, paths: dict) -> None:
+    from asr.report_markdown import percent
+
     summary = report["summary"]
-    print(f"WER {summary['wer']:.2%}  CER {summary['cer']:.2%}  "
-          f"({summary.get('utterances', '?')} utterances)")
+    print(f"WER {percent(summary['wer'])}  CER {percent(summary['cer'])}  "
+          f"({summary['utterances']} utterances)")
     print("report: " + json.dumps({k: str(v) for k, v in paths.items()}))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from asr import audio, features
-from asr.decode import greedy_decode_batch
+from asr.decode import DecoderConfig
 from asr.manifest import read_manifest
 from asr.model import SpeechRecognizer, load_model, predict_logits
 
@@ -52,16 +52,15 @@ def expand_inputs(inputs: Iterable) -> list[str]:
 
 
 def transcribe(paths: Iterable, model: SpeechRecognizer | str | os.PathLike, *,
-               batch_size: int = 16, decoder=None) -> Iterator[Transcript]:
+               batch_size: int = 16, decoder: DecoderConfig = DecoderConfig()) -> Iterator[Transcript]:
     """Transcribe audio files; yields one `Transcript` per path, failures included.
 
     Files are batched shortest-first to limit padding; results come in that order.
-    `decoder` has `decode_batch(logits, lengths) -> list[str]` (default: greedy).
+    `decoder` picks greedy or beam search (with optional LM and hotwords).
     """
     if not isinstance(model, SpeechRecognizer):
         model = load_model(model)
-    decode = decoder.decode_batch if decoder else (
-        lambda logits, lengths: greedy_decode_batch(logits, lengths, model.vocabulary))
+    decode = decoder.build(model.vocabulary).decode_batch
     readable = []
     for path in map(str, paths):
         try:

@@ -62,3 +62,31 @@ def test_help(command):
     result = subprocess.run([sys.executable, "-m", "asr.cli", *command, "--help"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "usage: asr" in result.stdout
+
+
+def test_score_other_systems_and_compare_reports(speech_corpus, tmp_path, capsys):
+    from asr.manifest import read_manifest
+
+    utterances = read_manifest(speech_corpus["test"])
+    perfect, sloppy = tmp_path / "perfect.jsonl", tmp_path / "sloppy.jsonl"
+    perfect.write_text("".join(json.dumps({"audio_filepath": u.audio_filepath, "text": u.text}) + "\n"
+                               for u in utterances))
+    sloppy.write_text("".join(json.dumps({"id": u.key, "text": u.text.split()[0]}) + "\n"
+                              for u in utterances[:-1]))
+    for name, hyp in (("a", perfect), ("b", sloppy)):
+        assert main(["evaluate", "--ref", str(speech_corpus["test"]), "--hyp", str(hyp),
+                     "--output-dir", str(tmp_path / name)]) == 0
+    assert "WER 0.00%" in capsys.readouterr().out
+    assert main(["evaluate", "--compare", str(tmp_path / "a" / "report.json"),
+                 str(tmp_path / "b" / "report.json"), "--output-dir", str(tmp_path / "ab")]) == 0
+    assert (tmp_path / "ab" / "comparison.md").is_file()
+    assert main(["evaluate", "--ref", str(speech_corpus["test"])]) == 2
+
+
+def test_malformed_shared_files_are_each_reported_in_one_line(trained_model, shared_data, tmp_path, capsys):
+    malformed = sorted((shared_data / "realworld" / "malformed").iterdir())
+    code = main(["transcribe", *map(str, malformed), "--model", str(trained_model),
+                 "--output-dir", str(tmp_path / "out")])
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert sorted(line.split(": ")[2] for line in errors) == sorted(map(str, malformed))
