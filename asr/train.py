@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +62,10 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary = Vocabul
     model = build_model(vocabulary, config.features, config.model)
     model.compile(optimizer=keras.optimizers.Adam(
         config.train.learning_rate, global_clipnorm=config.train.clipnorm))
+    if verbose == "auto":  # a progress bar on a terminal, one line per epoch in logs
+        verbose = 1 if sys.stdout.isatty() else 2
+    # Bucketed batches have no known count, so Keras warns when the first epoch ends.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
     started = time.monotonic()
     history = model.fit(train_set, epochs=config.train.epochs, verbose=verbose, shuffle=False,
                         callbacks=_callbacks(config, output_dir, dev_set, vocabulary))
