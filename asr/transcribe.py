@@ -1,25 +1,44 @@
-"""Batch transcription of files, folders and manifests with a trained model.
+"""Batch transcription of audio files with a trained model, with word times.
+
+Files are sorted by the duration their headers give, so a batch holds similar
+lengths, and cut into chunks of at most `chunk_seconds` at pauses
+(`asr.chunking`), so memory stays flat however long a file is. A `tf.data`
+pipeline reads the chunks, computes features in parallel and prefetches them
+while the model runs. Word times and confidences come from the CTC posteriors
+(`asr.timestamps`).
 
 A file that cannot be used becomes a `Transcript` with an `error` (one line
-naming the file and the reason) and the batch goes on.
+naming the file and the reason) and the run goes on. `file_timeout` limits the
+seconds from starting to read a file to decoding its last chunk; it is checked
+between the blocks a file is read in and after every batch. That bounds what
+huge or slow files cost without a subprocess per file, which would cost more
+than the model for short files; the price is that one system call that never
+returns (say, on a hung network mount) is not interrupted.
+
+TensorFlow and the model are imported only when `transcribe` runs, so that
+`import asr` stays light.
 """
 
 from __future__ import annotations
 
 import os
+import time
+import weakref
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
 
-from asr import audio, features
+from asr import audio, chunking, timestamps
 from asr.decode import DecoderConfig
-from asr.manifest import read_manifest
-from asr.model import SpeechRecognizer, load_model, predict_logits
+from asr.timestamps import Word
 
-MANIFEST_SUFFIXES = (".jsonl", ".json")
+if TYPE_CHECKING:
+    from asr.model import SpeechRecognizer
+
+
+_TRACED = weakref.WeakKeyDictionary()  # model -> its traced log_posteriors function
 
 
 @dataclass(frozen=True)
@@ -27,85 +46,187 @@ class Transcript:
     path: str
     text: str | None = None
     error: str | None = None
-    duration: float | None = None
+    duration: float | None = None  # seconds
+    words: tuple[Word, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
 
-def expand_inputs(inputs: Iterable) -> list[str]:
-    """Files, folders (recursive; audio recognised by content) and JSONL manifests -> audio paths.
-
-    Paths that do not exist are kept, so they are reported as failures rather than lost.
-    """
-    paths = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            paths += sorted(str(p) for p in item.rglob("*")
-                            if p.is_file() and (audio.is_audio(p) or p.suffix.lower() in audio.RAW_EXTENSIONS))
-        elif item.suffix.lower() in MANIFEST_SUFFIXES and item.is_file():
-            paths += [u.audio_filepath for u in read_manifest(item)]
-        else:
-            paths.append(str(item))
-    return paths
-
-
 def transcribe(paths: Iterable, model: SpeechRecognizer | str | os.PathLike, *,
-               batch_size: int = 16, decoder: DecoderConfig = DecoderConfig()) -> Iterator[Transcript]:
+               batch_size: int = 16, decoder: DecoderConfig = DecoderConfig(),
+               chunk_seconds: float | None = chunking.MAX_SECONDS,
+               file_timeout: float | None = None) -> Iterator[Transcript]:
     """Transcribe audio files; yields one `Transcript` per path, failures included.
 
-    Files are batched shortest-first to limit padding; results come in that order.
-    `decoder` picks greedy or beam search (with optional LM and hotwords).
+    Files whose header cannot be read come first, then the rest shortest-first.
+    `decoder` picks greedy or beam search (with optional LM and hotwords);
+    `chunk_seconds=None` decodes each file in one piece, however long.
     """
+    from asr.model import SpeechRecognizer, load_model
+
+    if batch_size < 1 or (chunk_seconds is not None and chunk_seconds <= 0):
+        raise ValueError(f"batch size ({batch_size}) and chunk seconds ({chunk_seconds}) must be positive")
     if not isinstance(model, SpeechRecognizer):
         model = load_model(model)
-    decode = decoder.build(model.vocabulary).decode_batch
     readable = []
-    for path in map(str, paths):
+    for path in map(os.fspath, paths):
         try:
             readable.append((audio.duration(path), path))
         except audio.AudioError as error:
             yield Transcript(path, error=str(error))
-    readable.sort()
-    for batch in _batches(sorted_paths=[p for _, p in readable], model=model, batch_size=batch_size):
-        yield from _decode(batch, model, decode)
+    readable.sort(key=lambda item: item[0])
+    files = [path for _, path in readable]
+    clock = _Clock(file_timeout)
+    pieces = _dataset(files, model, batch_size, chunk_seconds, clock)
+    yield from _decode(pieces, files, model, decoder, clock)
 
 
-def _batches(sorted_paths: list[str], model: SpeechRecognizer, batch_size: int):
+@dataclass
+class _Clock:
+    """Per-file time limits, shared by the reading thread and the decoding loop."""
+
+    limit: float | None
+    started: dict[int, float] = field(default_factory=dict)
+    finished: set[int] = field(default_factory=set)  # failed, timed out or done: no more work
+
+    def expired(self, index: int) -> bool:
+        return self.limit is not None and time.monotonic() - self.started[index] > self.limit
+
+    def message(self, path: str) -> str:
+        return f"{path}: took longer than the {self.limit:g} s limit per file"
+
+
+def _pieces(files: list[str], sample_rate: int, chunk_seconds: float | None, clock: _Clock):
+    """One dict per chunk, files in order; a failed file ends with one carrying its error.
+
+    Digital silence is passed on without samples, as there is nothing to decode.
+    """
+    empty = chunking.Chunk(0, np.zeros(0, np.float32))
+
+    def piece(index, chunk=empty, last=True, error=""):
+        samples = empty.samples if chunk.silent else chunk.samples
+        return {"index": index, "offset": chunk.offset, "samples": samples, "length": chunk.samples.size,
+                "last": last, "error": error}
+
+    for index, path in enumerate(files):
+        clock.started[index] = time.monotonic()
+        try:
+            previous = None  # held back until the next one shows whether it is the last
+            for chunk in chunking.chunks(path, sample_rate, chunk_seconds):
+                if index in clock.finished:
+                    break
+                if clock.expired(index):
+                    raise TimeoutError(clock.message(path))
+                if previous is not None:
+                    yield piece(index, previous, last=False)
+                previous = chunk
+            else:
+                if previous is None:
+                    raise audio.EmptyAudio(path)
+                yield piece(index, previous)
+        except (audio.AudioError, TimeoutError) as error:
+            yield piece(index, error=str(error))
+        except Exception as error:  # whatever breaks while reading one file fails that file only
+            yield piece(index, error=f"{path}: cannot be read ({type(error).__name__}: {error})")
+
+
+def _dataset(files, model, batch_size, chunk_seconds, clock):
+    """Padded batches of chunk features: {"features", "feature_lengths", "index", "offset", ...}."""
+    import tensorflow as tf
+
+    from asr import features
+
     config = model.feature_config
 
-    def load(path):
-        try:
-            samples = audio.load_audio(path.decode(), config.sample_rate)
-        except audio.AudioError as error:
-            return np.zeros((0, config.size), np.float32), str(error), np.float32(0)
-        return features.extract(samples, config), "", np.float32(len(samples) / config.sample_rate)
+    def extract(samples):
+        if samples.size < config.n_fft:  # silence, or too short to hold a word
+            return np.zeros((0, config.size), np.float32)
+        return features.extract(samples, config)
 
-    def to_tensors(path):
-        feats, error, seconds = tf.numpy_function(load, [path], [tf.float32, tf.string, tf.float32])
-        feats.set_shape([None, config.size])
-        error.set_shape([])
-        seconds.set_shape([])
-        return ({"features": feats, "feature_lengths": tf.shape(feats)[0]},
-                {"path": path, "error": error, "duration": seconds})
+    def add_features(piece):
+        extracted = tf.numpy_function(extract, [piece.pop("samples")], tf.float32, stateful=False)
+        extracted.set_shape([None, config.size])
+        return {**piece, "features": extracted, "feature_lengths": tf.shape(extracted)[0]}
 
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(sorted_paths, dtype=tf.string))
-    dataset = dataset.map(to_tensors, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    signature = {"index": tf.TensorSpec((), tf.int32), "offset": tf.TensorSpec((), tf.int64),
+                 "samples": tf.TensorSpec((None,), tf.float32), "length": tf.TensorSpec((), tf.int64),
+                 "last": tf.TensorSpec((), tf.bool), "error": tf.TensorSpec((), tf.string)}
+    dataset = tf.data.Dataset.from_generator(
+        lambda: _pieces(files, config.sample_rate, chunk_seconds, clock), output_signature=signature)
+    dataset = dataset.map(tf.autograph.experimental.do_not_convert(add_features),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # Two batches ready while the model runs keep it busy; a fixed buffer keeps memory flat.
+    return dataset.padded_batch(batch_size).prefetch(2)
 
 
-def _decode(batch, model, decode) -> Iterator[Transcript]:
-    inputs, info = batch
-    if int(tf.reduce_max(inputs["feature_lengths"])) == 0:  # every file in the batch failed
-        texts = [""] * len(info["path"])
+def _log_posteriors(model):
+    """The model as one traced function for every batch and length:
+    (batch, frames, features), (batch,) -> (batch, frames / subsampling, classes) log posteriors.
+
+    Keras's predict_on_batch traces again for each new input shape, which
+    costs more than the model itself on short files. The function is kept per
+    model, so calling `transcribe` again with the same model does not retrace.
+    """
+    import tensorflow as tf
+
+    if model in _TRACED:
+        return _TRACED[model]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, model.feature_config.size], tf.float32),
+                                  tf.TensorSpec([None], tf.int32)])
+    def log_posteriors(features, lengths):
+        logits = model({"features": features, "feature_lengths": lengths}, training=False)
+        return tf.nn.log_softmax(logits)
+
+    _TRACED[model] = log_posteriors
+    return log_posteriors
+
+
+def _decode(batches, files: list[str], model, decoder_config: DecoderConfig,
+            clock: _Clock) -> Iterator[Transcript]:
+    """Run the model on each batch and gather each file's words until its last chunk."""
+    decoder = decoder_config.build(model.vocabulary)
+    predict = _log_posteriors(model)
+    sample_rate = model.feature_config.sample_rate
+    seconds_per_frame = model.feature_config.hop_length * model.model_config.subsampling / sample_rate
+    words = {}  # file index -> words so far
+    for batch in batches:
+        feature_lengths = batch["feature_lengths"].numpy()
+        if feature_lengths.max() > 0:
+            log_probs = predict(batch["features"], batch["feature_lengths"]).numpy()
+        frames = model.output_lengths(feature_lengths)
+        rows = zip(batch["index"].numpy(), batch["offset"].numpy(), batch["length"].numpy(),
+                   batch["last"].numpy(), batch["error"].numpy(), frames)
+        for row, (index, offset, length, last, error, frame_count) in enumerate(rows):
+            if index in clock.finished:
+                continue
+            path = files[index]
+            if error:
+                clock.finished.add(index)
+                yield Transcript(path, error=error.decode())
+                continue
+            found = words.setdefault(index, [])
+            if frame_count:
+                found += _chunk_words(log_probs[row, :frame_count], decoder, decoder_config, model.vocabulary,
+                                      seconds_per_frame, int(offset) / sample_rate, int(length) / sample_rate)
+            if clock.expired(index):
+                clock.finished.add(index)
+                yield Transcript(path, error=clock.message(path))
+            elif last:
+                clock.finished.add(index)
+                yield Transcript(path, text=" ".join(word.text for word in found),
+                                 duration=round(int(offset + length) / sample_rate, 3), words=tuple(found))
+            if index in clock.finished:
+                del words[index]
+
+
+def _chunk_words(log_probs: np.ndarray, decoder, decoder_config: DecoderConfig, vocabulary,
+                 seconds_per_frame: float, offset: float, duration: float) -> list[Word]:
+    """(frames, classes) log posteriors of one chunk -> its words, timed from the file's start."""
+    if decoder_config.decoder == "greedy":
+        path = log_probs.argmax(axis=-1)
     else:
-        (logits, lengths), = predict_logits(model, [batch])
-        texts = decode(logits, lengths)
-    for text, path, error, seconds in zip(texts, info["path"].numpy(), info["error"].numpy(),
-                                          info["duration"].numpy()):
-        path, error = path.decode(), error.decode()
-        if error:
-            yield Transcript(path, error=error)
-        else:
-            yield Transcript(path, text=text, duration=round(float(seconds), 3))
+        path = timestamps.align(log_probs, vocabulary.encode(decoder.decode(log_probs)))
+    return timestamps.words(path, log_probs, vocabulary, seconds_per_frame, offset, duration)

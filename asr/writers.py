@@ -1,55 +1,189 @@
-"""Write transcripts to disk: one `.txt` per input file plus JSONL summaries.
+"""Write transcripts: per-file txt/json/srt/vtt, and the run's JSONL summaries.
 
-Every file is written to a temporary name and renamed into place, so an
-interrupted run never leaves a half-written output behind.
+Per-file outputs mirror the inputs' layout below their common folder, one file
+per input and format (`clip.wav` -> `clip.txt`; inputs that would share a name,
+like `clip.wav` and `clip.flac`, keep their extension: `clip.wav.txt`).
+`transcripts.jsonl` (format `jsonl`) has one record per transcribed file, and
+`failures.jsonl` one per failed file with the reason.
+
+Every file is written under a hidden temporary name in its destination folder
+(`.NAME.PID.tmp`) and renamed into place, so an output that exists is
+complete. A process killed outright may leave temporary files behind; they
+never carry an output's name, and the next run into the same folder deletes
+those whose process is gone. The summaries are rewritten every
+`CHECKPOINT_SECONDS` and when the run ends, however it ends, so a killed run
+still leaves a recent one.
+
+A rerun skips the files whose outputs all exist (for `jsonl`: whose record the
+previous summary holds, which it carries over) unless `overwrite` is set.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
-from collections.abc import Iterable
+import re
+import time
+from collections import Counter
 from pathlib import Path
 
+from asr.subtitles import to_srt, to_vtt
+
+FORMATS = ("txt", "json", "jsonl", "srt", "vtt")
+PER_FILE_FORMATS = ("txt", "json", "srt", "vtt")
 TRANSCRIPTS = "transcripts.jsonl"
 FAILURES = "failures.jsonl"
+CHECKPOINT_SECONDS = 30.0
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")
 
 
-def write_transcripts(results: Iterable, output_dir, root=None, errors=None) -> tuple[int, int]:
-    """Write each `Transcript`; failures go to `failures.jsonl` and a line on `errors`.
+def parse_formats(spec: str) -> tuple[str, ...]:
+    """'txt,json' or 'all' -> output formats; raises ValueError naming an unknown one."""
+    names = [name.strip().lower() for name in spec.split(",") if name.strip()]
+    if "all" in names:
+        return FORMATS
+    for name in names or [spec]:
+        if name not in FORMATS:
+            raise ValueError(f"unknown output format {name!r} (expected {', '.join(FORMATS)} or all)")
+    return tuple(dict.fromkeys(names))
 
-    Text files mirror the inputs' layout below `root` (default: each file's own
-    folder is dropped and only its name is kept). Returns (done, failed) counts.
-    """
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    records, failures = [], []
-    for result in results:
-        if result.ok:
-            relative = _relative(result.path, root)
-            write_atomically(output_dir / relative.with_suffix(".txt"), result.text + "\n")
-            records.append({"audio_filepath": result.path, "id": Path(result.path).stem,
-                            "text": result.text, "duration": result.duration})
+
+def output_stems(paths: list[str]) -> dict[str, Path]:
+    """Each input path -> its outputs' path below the output folder, without extension."""
+    if not paths:
+        return {}
+    absolute = {path: os.path.abspath(path) for path in paths}
+    root = os.path.commonpath([os.path.dirname(a) for a in absolute.values()])
+    relative = {path: Path(os.path.relpath(a, root)) for path, a in absolute.items()}
+    counts = Counter(r.with_suffix("") for r in relative.values())
+    return {path: r.with_suffix("") if counts[r.with_suffix("")] == 1 else r for path, r in relative.items()}
+
+
+def render(transcript, format: str) -> str:
+    """One successful `Transcript` as the text of a per-file output."""
+    if format == "txt":
+        return transcript.text + "\n"
+    if format == "json":
+        record = {**summary_record(transcript), "words": [word._asdict() for word in transcript.words]}
+        return json.dumps(record, ensure_ascii=False, indent=2) + "\n"
+    if format == "srt":
+        return to_srt(transcript.words)
+    if format == "vtt":
+        return to_vtt(transcript.words)
+    raise ValueError(f"{format!r} is not a per-file output format")
+
+
+def summary_record(transcript) -> dict:
+    return {"audio_filepath": transcript.path, "id": Path(transcript.path).stem,
+            "text": transcript.text, "duration": transcript.duration}
+
+
+class TranscriptWriter:
+    """Writes one run's outputs. Use it as a context manager so that the
+    summaries are written however the run ends; `pending` lists the inputs
+    that still need transcribing."""
+
+    def __init__(self, output_dir, paths: list[str], formats=("txt", "jsonl"), overwrite: bool = False):
+        self.output_dir = Path(output_dir)
+        self.formats = tuple(formats)
+        self.stems = output_stems(paths)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.output_dir)
+        previous = {} if overwrite else _read_records(self.output_dir / TRANSCRIPTS)
+        self.records: dict[str, dict] = {}
+        self.failures: dict[str, dict] = {}
+        self.pending: list[str] = []
+        for path in paths:
+            if not overwrite and self._done(path, previous):
+                if path in previous:
+                    self.records[path] = previous[path]
+            else:
+                self.pending.append(path)
+        self.skipped = len(paths) - len(self.pending)
+        self._checkpointed = time.monotonic()
+
+    def output_path(self, path: str, format: str) -> Path:
+        stem = self.stems[path]
+        return self.output_dir / stem.with_name(f"{stem.name}.{format}")
+
+    def write(self, transcript) -> None:
+        if transcript.ok:
+            for format in self.formats:
+                if format in PER_FILE_FORMATS:
+                    write_atomically(self.output_path(transcript.path, format), render(transcript, format))
+            self.records[transcript.path] = summary_record(transcript)
         else:
-            print(f"asr: error: {result.error}", file=errors or sys.stderr)
-            failures.append({"audio_filepath": result.path, "error": result.error})
-    write_atomically(output_dir / TRANSCRIPTS, "".join(json.dumps(r) + "\n" for r in records))
-    write_atomically(output_dir / FAILURES, "".join(json.dumps(f) + "\n" for f in failures))
-    return len(records), len(failures)
+            self.failures[transcript.path] = {"audio_filepath": transcript.path, "error": transcript.error}
+        if time.monotonic() - self._checkpointed > CHECKPOINT_SECONDS:
+            self.write_summaries()
 
+    def write_summaries(self) -> None:
+        if "jsonl" in self.formats:
+            write_atomically(self.output_dir / TRANSCRIPTS, _jsonl(self.records.values()))
+        write_atomically(self.output_dir / FAILURES, _jsonl(self.failures.values()))
+        self._checkpointed = time.monotonic()
 
-def _relative(path: str, root) -> Path:
-    """`path` below `root` when it is inside it, else just the file name."""
-    if root:
-        relative = Path(os.path.relpath(path, root))
-        if not relative.parts or relative.parts[0] != "..":
-            return relative
-    return Path(Path(path).name)
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.write_summaries()
+
+    def _done(self, path: str, previous: dict) -> bool:
+        if "jsonl" in self.formats and path not in previous:
+            return False
+        return all(self.output_path(path, format).is_file()
+                   for format in self.formats if format in PER_FILE_FORMATS)
 
 
 def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:  # Ctrl-C included: leave nothing half-written behind
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporary files below `folder` left by processes that no longer run; returns how many."""
+    removed = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            match = _TEMPORARY.match(name)
+            if match and not _running(int(match.group(1))):
+                Path(parent, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def _read_records(path: Path) -> dict[str, dict]:
+    """A previous run's summary by audio path; unreadable lines are ignored (the files get redone)."""
+    records = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+                records[record["audio_filepath"]] = record
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return records
+
+
+def _jsonl(records) -> str:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)

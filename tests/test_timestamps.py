@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from asr.text import Vocabulary
+from asr.timestamps import Word, align, words
+
+VOCABULARY = Vocabulary()
+
+
+def log_posteriors(frame_labels, confidence=0.9):
+    """(frames, classes) log posteriors whose best label per frame is `frame_labels`."""
+    probs = np.full((len(frame_labels), VOCABULARY.size), (1 - confidence) / (VOCABULARY.size - 1))
+    probs[np.arange(len(frame_labels)), frame_labels] = confidence
+    return np.log(probs)
+
+
+def spell(*pieces):
+    """'_' is blank, other characters are themselves: spell('__ab_', ' ', 'c') -> label ids."""
+    return [0 if ch == "_" else VOCABULARY.encode(ch)[0] for ch in "".join(pieces)]
+
+
+def test_words_span_their_characters_frames_and_are_shifted_by_the_offset():
+    path = np.array(spell("_hh_i__", " ", "__yo_u_"))
+    found = words(path, log_posteriors(path), VOCABULARY, seconds_per_frame=0.04, offset=10.0)
+    assert [w.text for w in found] == ["hi", "you"]
+    hi, you = found
+    assert (hi.start, hi.end) == (10.04, 10.2)  # frames 1..4
+    assert (you.start, you.end) == (10.4, 10.56)  # frames 10..13
+    assert hi.confidence == pytest.approx(0.9) and isinstance(hi, Word)
+
+
+def test_confidence_is_the_geometric_mean_of_the_emitting_frames():
+    path = np.array(spell("_ab_"))
+    log_probs = log_posteriors(path)
+    log_probs[1, path[1]] = np.log(0.4)
+    log_probs[0, 0] = np.log(0.01)  # blank frames do not count
+    (word,) = words(path, log_probs, VOCABULARY, 0.04)
+    assert word.confidence == pytest.approx(np.sqrt(0.4 * 0.9), abs=1e-4)
+
+
+def test_repeated_letters_need_a_blank_between_them():
+    path = np.array(spell("_ll_l_"))
+    assert [w.text for w in words(path, log_posteriors(path), VOCABULARY, 0.04)] == ["ll"]
+
+
+def test_forced_alignment_of_the_greedy_text_is_the_greedy_path():
+    path = np.array(spell("__th_e_", " ", "_cc_a_t__"))
+    log_probs = log_posteriors(path)
+    labels = VOCABULARY.encode("the cat")
+    np.testing.assert_array_equal(align(log_probs, labels), path)
+
+
+def test_forced_alignment_places_a_text_the_best_path_does_not_spell():
+    frame_labels = spell("_a_b_")
+    log_probs = log_posteriors(frame_labels)
+    log_probs[3] = np.log(np.full(VOCABULARY.size, 1e-3))
+    log_probs[3, VOCABULARY.encode("c")[0]] = np.log(0.5)
+    log_probs[3, VOCABULARY.encode("b")[0]] = np.log(0.4)
+    assert [w.text for w in words(log_probs.argmax(-1), log_probs, VOCABULARY, 0.04)] == ["ac"]
+    forced = align(log_probs, VOCABULARY.encode("ab"))
+    assert [w.text for w in words(forced, log_probs, VOCABULARY, 0.04)] == ["ab"]
+    assert forced[3] == VOCABULARY.encode("b")[0]
+
+
+def test_alignment_needs_a_frame_per_label_and_a_blank_between_repeats():
+    log_probs = log_posteriors(spell("_aa"))
+    with pytest.raises(ValueError, match="cannot be aligned"):
+        align(log_probs, VOCABULARY.encode("aa" + "a"))
+    assert list(align(log_probs, [])) == [0, 0, 0]
