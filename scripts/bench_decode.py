@@ -69,7 +69,7 @@ def model_logits(model_path: str, audio_paths: list[str]) -> tuple[list[np.ndarr
         samples = audio.load_audio(path, config.sample_rate)
         seconds += len(samples) / config.sample_rate
         extracted = features.extract(samples, config)
-        inputs = {"features": extracted[None], "feature_lengths": np.array([len(extracted)])}
+        inputs = {"features": extracted[None], "feature_lengths": np.array([len(extracted)], np.int32)}
         (logits, lengths), = predict_logits(model, [(inputs,)])
         utterances.append(np.asarray(logits[0, :lengths[0]]))
     return utterances, seconds, model.vocabulary

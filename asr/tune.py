@@ -1,0 +1,250 @@
+"""Language models for decoding, and tuning their fusion weights on a dev set.
+
+`asr build-lm` turns text files and manifest transcripts into an ARPA model;
+`asr tune-lm` runs the acoustic model over a dev manifest once, then decodes its
+logits at every (alpha, beta) of a grid (alpha: LM weight, beta: word insertion
+bonus) and keeps the pair with the lowest WER. The winner is saved as a
+decoding config, a YAML file of `DecoderConfig` fields that `--decode-config`
+reads back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from asr.config import ConfigError
+from asr.decode import BeamSearchDecoder, DecoderConfig, GreedyDecoder, parse_hotwords
+from asr.lm import LanguageModel, LanguageModelError, load_language_model
+from asr.manifest import read_manifest
+from asr.metrics import error_rates
+from asr.text import Vocabulary, normalize
+
+_CONFIG_FIELDS = {field.name for field in dataclasses.fields(DecoderConfig)}
+
+
+def read_sentences(text_files: Iterable = (), manifests: Iterable = ()) -> list[str]:
+    """Normalised sentences: each non-empty line of the text files, then each manifest transcript.
+
+    Raises LanguageModelError naming a text file that cannot be read.
+    """
+    sentences = []
+    for path in map(Path, text_files):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise LanguageModelError(f"{path}: {error.strerror or error}") from None
+        except UnicodeDecodeError:
+            raise LanguageModelError(f"{path}: not a UTF-8 text file") from None
+        sentences += [normalize(line) for line in lines]
+    for path in manifests:
+        sentences += [normalize(utterance.text) for utterance in read_manifest(path)]
+    return [sentence for sentence in sentences if sentence]
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    alpha: float
+    beta: float
+    wer: float
+    cer: float
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Dev-set error rates of greedy decoding and of each grid point, in grid order."""
+
+    points: tuple[GridPoint, ...]
+    greedy_wer: float
+    greedy_cer: float
+    utterances: int
+
+    @property
+    def best(self) -> GridPoint:
+        """Lowest WER; CER breaks ties, then the smaller alpha and beta (less reliance on the LM)."""
+        return min(self.points, key=lambda point: (point.wer, point.cer, point.alpha, point.beta))
+
+
+def grid_search(logits: Sequence[np.ndarray], references: Sequence[str], vocabulary: Vocabulary,
+                lm: LanguageModel, alphas: Sequence[float], betas: Sequence[float], *,
+                beam_width: int = 16, prune_log_prob: float = -10.0, workers: int = 1) -> Tuning:
+    """Decode every utterance at every (alpha, beta) and score it against its reference.
+
+    logits: one (frames, classes) array per utterance, padding removed.
+    With `workers` > 1, grid points are decoded in that many processes.
+    """
+    if not alphas or not betas:
+        raise ValueError("the grid needs at least one alpha and one beta")
+    grid = [(alpha, beta) for alpha in alphas for beta in betas]
+    decoders = [BeamSearchDecoder(vocabulary, beam_width, lm, alpha, beta, None, prune_log_prob)
+                for alpha, beta in grid]
+    transcripts = _decode_each(decoders, list(logits), workers)
+    points = tuple(GridPoint(alpha, beta, *_rates(references, texts))
+                   for (alpha, beta), texts in zip(grid, transcripts))
+    greedy = [GreedyDecoder(vocabulary).decode(row) for row in logits]
+    return Tuning(points, *_rates(references, greedy), len(logits))
+
+
+def _decode_each(decoders: list[BeamSearchDecoder], logits: list[np.ndarray],
+                 workers: int) -> list[list[str]]:
+    if workers <= 1 or len(decoders) == 1:
+        return [decoder.decode_batch(logits) for decoder in decoders]
+    # Spawned rather than forked: the parent has TensorFlow's threads running. The
+    # workers import only asr.decode, since each task is a decoder's bound method.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(workers, len(decoders))) as pool:
+        pending = [pool.apply_async(decoder.decode_batch, (logits,)) for decoder in decoders]
+        return [result.get() for result in pending]
+
+
+def _rates(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[float, float]:
+    rates = error_rates(references, hypotheses)
+    return rates["wer"], rates["cer"]
+
+
+def dev_logits(model, manifest, batch_size: int = 16) -> tuple[list[np.ndarray], list[str]]:
+    """Run `model` over a labelled manifest once.
+
+    Returns (one (frames, classes) logits array per utterance, normalised references),
+    shortest utterance first. Utterances the model cannot be scored on (unreadable
+    audio, characters outside its vocabulary) are left out and logged.
+    """
+    # TensorFlow loads only here, so that `asr build-lm` and decoding-config readers never wait for it.
+    from asr.data import filter_utterances, make_dataset
+    from asr.model import predict_logits
+
+    utterances, dropped = filter_utterances(read_manifest(manifest), model.vocabulary,
+                                            model.feature_config, model.model_config.subsampling)
+    if dropped:
+        logging.getLogger(__name__).warning("%s: left out %s", manifest, dict(dropped))
+    if not utterances:
+        raise ValueError(f"{manifest}: no utterance the model can be scored on ({dict(dropped)})")
+    utterances.sort(key=lambda utterance: utterance.duration)  # batches of similar length pad less
+    dataset = make_dataset(utterances, model.vocabulary, model.feature_config, batch_size=batch_size,
+                           training=False, cache=False)
+    logits = [np.asarray(row[:length]) for batch, lengths in predict_logits(model, dataset)
+              for row, length in zip(batch, lengths)]
+    return logits, [utterance.text for utterance in utterances]
+
+
+def tune(model_path, manifest, lm_path, alphas: Sequence[float], betas: Sequence[float], *,
+         beam_width: int = 16, batch_size: int = 16, workers: int = 1) -> tuple[Tuning, DecoderConfig]:
+    """Grid-search alpha and beta for `lm_path` on a dev manifest.
+
+    Returns (the tuning table, the decoding config of its best point).
+    """
+    lm = load_language_model(lm_path)  # before TensorFlow loads, so a bad LM path fails at once
+    from asr.model import load_model
+
+    model = load_model(model_path)
+    logits, references = dev_logits(model, manifest, batch_size)
+    tuning = grid_search(logits, references, model.vocabulary, lm, alphas, betas,
+                         beam_width=beam_width, workers=workers)
+    best = tuning.best
+    return tuning, DecoderConfig("beam", beam_width, str(lm_path), best.alpha, best.beta)
+
+
+def format_tuning(tuning: Tuning) -> str:
+    """The WER grid as text: alphas down, betas across, the best point starred."""
+    alphas = list(dict.fromkeys(point.alpha for point in tuning.points))
+    betas = list(dict.fromkeys(point.beta for point in tuning.points))
+    wer = {(point.alpha, point.beta): point.wer for point in tuning.points}
+    best = tuning.best
+    lines = [f"dev WER (%) on {tuning.utterances} utterances; greedy {100 * tuning.greedy_wer:.2f}",
+             "alpha \\ beta" + "".join(f"{beta:>9g}" for beta in betas)]
+    starred = {(best.alpha, best.beta): "*"}
+    for alpha in alphas:
+        cells = [f"{100 * wer[alpha, beta]:>8.2f}" + starred.get((alpha, beta), " ") for beta in betas]
+        lines.append(f"{alpha:<12g}" + "".join(cells))
+    lines.append(f"best: alpha {best.alpha:g}, beta {best.beta:g}: WER {100 * best.wer:.2f}%, "
+                 f"CER {100 * best.cer:.2f}% (greedy WER {100 * tuning.greedy_wer:.2f}%, "
+                 f"CER {100 * tuning.greedy_cer:.2f}%)")
+    return "\n".join(lines)
+
+
+def save_decoder_config(config: DecoderConfig, path, comment: str = "") -> None:
+    """Write `config` as YAML; the LM path is stored relative to the file's folder."""
+    path = Path(path)
+    tree = {name: value for name, value in dataclasses.asdict(config).items() if value is not None}
+    if config.lm_path:
+        tree["lm_path"] = os.path.relpath(Path(config.lm_path).resolve(), path.parent.resolve())
+    if config.hotwords:
+        tree["hotwords"] = dict(config.hotwords)
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+
+
+def load_decoder_config(path) -> DecoderConfig:
+    """Read a decoding config YAML; a relative `lm_path` is relative to the file's folder.
+
+    Raises ConfigError naming the file and the reason.
+    """
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read decoding config ({_first_line(error)})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping of decoder settings, got {type(tree).__name__}")
+    unknown = sorted(set(tree) - _CONFIG_FIELDS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(_CONFIG_FIELDS))}")
+    try:
+        values = {name: _typed(name, value) for name, value in tree.items()}
+        if values.get("lm_path"):
+            values["lm_path"] = str(path.parent / values["lm_path"])
+        return DecoderConfig(**values)
+    except ValueError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def override_decoder_config(config: DecoderConfig, **settings) -> DecoderConfig:
+    """`config` with the given fields replaced (None leaves a field alone).
+
+    Choosing the greedy decoder drops the LM and hotwords `config` brought, since
+    greedy decoding cannot use them; ones given here still raise.
+    """
+    settings = {name: value for name, value in settings.items() if value is not None}
+    if settings.get("decoder") == "greedy":
+        config = dataclasses.replace(config, decoder="greedy", lm_path=None, hotwords=None)
+    return dataclasses.replace(config, **settings)
+
+
+def _typed(name: str, value):
+    """A YAML value checked against the DecoderConfig field it sets."""
+    if name in ("decoder", "lm_path"):
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected a string, got {value!r}")
+        return value
+    if name == "hotwords":
+        if isinstance(value, str):
+            return parse_hotwords(value)
+        if not isinstance(value, Mapping):
+            raise ValueError(f"hotwords: expected word: weight pairs, got {value!r}")
+        return {str(word): _number(f"hotwords.{word}", weight) for word, weight in value.items()}
+    number = _number(name, value)
+    if name == "beam_width":
+        if number != int(number):
+            raise ValueError(f"beam_width: expected a whole number, got {value!r}")
+        return int(number)
+    return number
+
+
+def _number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    return float(value)
+
+
+def _first_line(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error).splitlines()[0]

@@ -1,0 +1,164 @@
+import json
+
+import numpy as np
+import pytest
+
+from asr.cli import main
+from asr.config import ConfigError
+from asr.decode import DecoderConfig
+from asr.lm import LanguageModelError, build_kneser_ney, load_language_model
+from asr.text import Vocabulary
+from asr.tune import (format_tuning, grid_search, load_decoder_config, override_decoder_config,
+                      read_sentences, save_decoder_config)
+
+VOCABULARY = Vocabulary()
+ALPHAS, BETAS = (0.0, 0.1, 0.5, 2.0), (0.0, 1.0)
+
+
+def frames(*columns: dict[str, float]) -> np.ndarray:
+    """(frames, classes) log-probabilities: one frame per {character: probability}, "" = blank."""
+    probabilities = np.full((len(columns), VOCABULARY.size), 1e-4)
+    for row, column in zip(probabilities, columns):
+        for character, probability in column.items():
+            row[VOCABULARY.encode(character)[0] if character else 0] = probability
+    return np.log(probabilities / probabilities.sum(axis=-1, keepdims=True))
+
+
+def spell(text: str) -> list[dict[str, float]]:
+    return [column for character in text for column in ({character: 0.95}, {"": 0.95})]
+
+
+@pytest.fixture(scope="module")
+def dev_set():
+    """Two utterances that need an LM, but a light one.
+
+    "the cat sat" sounds slightly more like "the kat sat", which any LM weight fixes;
+    "the cot sat" sounds clearly like itself, but a heavy LM, which has never seen
+    "cot", turns it into "cat".
+    """
+    lm = build_kneser_ney(["the cat sat", "the cat ran", "a cat sat on the mat", "the dog ran"])
+    logits = [frames(*spell("the "), {"k": 0.55, "c": 0.45}, {"": 0.95}, *spell("at sat")),
+              frames(*spell("the c"), {"o": 0.8, "a": 0.2}, {"": 0.95}, *spell("t sat"))]
+    return logits, ["the cat sat", "the cot sat"], lm
+
+
+def test_grid_search_picks_the_weight_that_minimises_wer(dev_set):
+    logits, references, lm = dev_set
+    tuning = grid_search(logits, references, VOCABULARY, lm, ALPHAS, BETAS, beam_width=8)
+    wer = {(point.alpha, point.beta): point.wer for point in tuning.points}
+    one_error = 1 / 6
+    assert wer == pytest.approx({(alpha, beta): 0.0 if alpha == 0.1 else one_error
+                                 for alpha in ALPHAS for beta in BETAS})
+    assert tuning.greedy_wer == pytest.approx(one_error) and tuning.utterances == 2
+    assert (tuning.best.alpha, tuning.best.beta) == (0.1, 0.0)  # ties go to the smaller beta
+    table = format_tuning(tuning)
+    assert "0.00*" in table and "best: alpha 0.1, beta 0: WER 0.00%" in table
+
+
+def test_a_process_pool_gives_the_same_table(dev_set):
+    logits, references, lm = dev_set
+    alone = grid_search(logits, references, VOCABULARY, lm, ALPHAS, BETAS, beam_width=8)
+    pooled = grid_search(logits, references, VOCABULARY, lm, ALPHAS, BETAS, beam_width=8, workers=2)
+    assert pooled == alone
+
+
+def test_grid_search_rejects_an_empty_grid(dev_set):
+    logits, references, lm = dev_set
+    with pytest.raises(ValueError, match="at least one alpha"):
+        grid_search(logits, references, VOCABULARY, lm, (), BETAS)
+
+
+def test_decoder_config_round_trips_through_yaml(tmp_path):
+    (tmp_path / "lms").mkdir()
+    config = DecoderConfig("beam", 32, tmp_path / "lms" / "words.arpa", 0.75, 2.0, {"cat": 3.0}, -8.0)
+    save_decoder_config(config, tmp_path / "decode.yaml", comment="tuned on dev\nWER 1%")
+    text = (tmp_path / "decode.yaml").read_text()
+    assert text.startswith("# tuned on dev\n# WER 1%\n") and "lm_path: lms/words.arpa" in text
+    loaded = load_decoder_config(tmp_path / "decode.yaml")
+    assert loaded == DecoderConfig("beam", 32, str(tmp_path / "lms" / "words.arpa"), 0.75, 2.0,
+                                   {"cat": 3.0}, -8.0)
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("decoder: beam\nwidth: 8\n", "unknown key(s) width"),
+    ("decoder: beam\nbeam_width: wide\n", "beam_width: expected a number"),
+    ("decoder: beam\nbeam_width: 2.5\n", "expected a whole number"),
+    ("decoder: beam\nalpha: true\n", "alpha: expected a number"),
+    ("decoder: beam\nhotwords: [cat]\n", "hotwords: expected word: weight pairs"),
+    ("- beam\n", "expected a mapping"),
+    ("decoder: wide\n", "unknown decoder 'wide'"),
+    ("decoder: [beam\n", "cannot read decoding config"),
+])
+def test_bad_decoding_configs_name_the_file_and_the_reason(tmp_path, content, reason):
+    path = tmp_path / "decode.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match="decode.yaml: ") as error:
+        load_decoder_config(path)
+    assert reason in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_missing_decoding_config_is_a_usage_error(trained_model, speech_corpus, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read decoding config"):
+        load_decoder_config(tmp_path / "missing.yaml")
+    assert main(["evaluate", "--model", str(trained_model), "--manifest", str(speech_corpus["test"]),
+                 "--decode-config", str(tmp_path / "missing.yaml")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_flags_override_the_file_and_greedy_drops_its_lm():
+    from_file = DecoderConfig("beam", 32, "words.arpa", 0.75, 2.0)
+    assert override_decoder_config(from_file, beam_width=4, alpha=None) == DecoderConfig(
+        "beam", 4, "words.arpa", 0.75, 2.0)
+    greedy = override_decoder_config(from_file, decoder="greedy")
+    assert greedy == DecoderConfig("greedy", 32, None, 0.75, 2.0)
+    with pytest.raises(ValueError, match="need the beam decoder"):
+        override_decoder_config(from_file, decoder="greedy", lm_path="other.arpa")
+
+
+def test_read_sentences_normalises_text_and_transcripts(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("The Cat sat.\n\n  Call 911!\n")
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": "a.wav", "text": "A dog, RAN"}) + "\n")
+    assert read_sentences([text], [manifest]) == ["the cat sat", "call nine one one", "a dog ran"]
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00text")
+    with pytest.raises(LanguageModelError, match="binary.txt: not a UTF-8 text file"):
+        read_sentences([tmp_path / "binary.txt"])
+
+
+def test_build_lm_writes_a_loadable_arpa_file(tmp_path, capsys):
+    text = tmp_path / "corpus.txt"
+    text.write_text("The cat sat.\nthe cat ran\n")
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": "a.wav", "text": "4 dogs"}) + "\n")
+    out = tmp_path / "lm" / "words.arpa"
+    assert main(["build-lm", "--text", str(text), "--manifest", str(manifest), "--order", "2",
+                 "--out", str(out)]) == 0
+    assert f"3 sentences -> {out}" in capsys.readouterr().out
+    lm = load_language_model(out)
+    assert lm.order == 2 and {"cat", "four", "dogs"} <= lm.vocabulary
+    assert lm.score("sat", ["cat"]) > lm.score("sat", ["four"])
+    assert main(["build-lm", "--out", str(out)]) == 2
+    assert main(["build-lm", "--text", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
+    assert "missing.txt: No such file" in capsys.readouterr().err
+
+
+def test_tune_lm_writes_the_config_that_evaluate_reads(trained_model, speech_corpus, tmp_path, capsys):
+    lm, config = tmp_path / "words.arpa", tmp_path / "decode.yaml"
+    assert main(["build-lm", "--manifest", str(speech_corpus["train"]), "--out", str(lm)]) == 0
+    assert main(["tune-lm", "--model", str(trained_model), "--manifest", str(speech_corpus["dev"]),
+                 "--lm", str(lm), "--alphas", "0,0.5", "--betas", "1", "--beam-width", "4",
+                 "--workers", "1", "--output", str(config)]) == 0
+    assert "alpha \\ beta" in capsys.readouterr().out
+    tuned = load_decoder_config(config)
+    assert (tuned.decoder, tuned.beam_width, tuned.beta) == ("beam", 4, 1.0) and tuned.alpha in (0.0, 0.5)
+
+    def decoder_used(*flags) -> str:
+        assert main(["evaluate", "--model", str(trained_model), "--manifest", str(speech_corpus["test"]),
+                     "--output-dir", str(tmp_path / "report"), "--decode-config", str(config), *flags]) == 0
+        return json.loads((tmp_path / "report" / "report.json").read_text())["metadata"]["decoder"]
+
+    assert decoder_used() == f"beam search (width 4, LM {lm} (alpha {tuned.alpha}, beta 1.0))"
+    assert decoder_used("--beam-width", "2", "--beta", "0") == (
+        f"beam search (width 2, LM {lm} (alpha {tuned.alpha}, beta 0.0))")
+    assert decoder_used("--decoder", "greedy") == "greedy"
