@@ -58,6 +58,29 @@ class TrainConfig:
     seed: int = 0
     max_duration: float = 20.0  # seconds; longer utterances are filtered (and counted)
     bucket_boundaries: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+    # "plateau" halves the rate when dev WER stalls; "cosine" and "exponential"
+    # decay it by step to min_learning_rate at the last epoch.
+    lr_schedule: str = "plateau"
+    warmup_epochs: float = 0.0  # linear warm-up from zero, before any decay
+    min_learning_rate: float = 1e-5
+    max_loss: float = 1e4  # a batch whose mean CTC loss is above this, or not finite, stops training
+    deterministic: bool = False  # op determinism: slower, but a rerun gives the same weights
+    mixed_precision: bool = False  # mixed_float16 on GPU; ignored (with a warning) elsewhere
+    strategy: str = "default"  # "default", "mirrored" (GPUs of one machine) or "multi_worker"
+    backup_steps: int = 200  # batches between mid-epoch backups; 0 backs up at epoch ends only
+    cache_dir: str | None = None  # on-disk feature cache shared by runs with the same features
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-only augmentation; everything is off by default."""
+
+    speed_factors: tuple[float, ...] = ()  # e.g. [0.9, 1.0, 1.1]: one drawn per utterance and epoch
+    frequency_masks: int = 0  # SpecAugment masks per utterance (LibriSpeech policy: 2 of 27 bins)
+    frequency_mask_width: int = 27  # widest frequency mask, in feature bins
+    time_masks: int = 0
+    time_mask_width: int = 40  # widest time mask, in frames
+    time_mask_ratio: float = 0.2  # and at most this fraction of the utterance's frames
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 class ConfigError(ValueError):
@@ -136,7 +160,8 @@ def _as_float(value, where: str):
 
 
 def _dataclass_named(type_name):
-    candidates = {c.__name__: c for c in (FeatureConfig, ModelConfig, TrainConfig, DataConfig)}
+    candidates = {c.__name__: c for c in (FeatureConfig, ModelConfig, TrainConfig, DataConfig,
+                                                AugmentConfig)}
     return candidates.get(type_name if isinstance(type_name, str) else getattr(type_name, "__name__", ""))
 
 

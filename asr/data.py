@@ -4,34 +4,51 @@ Batches are `(inputs, targets)` pairs of dicts:
 inputs  = {"features": (batch, frames, feature_size) float32, "feature_lengths": (batch,) int32}
 targets = {"labels": (batch, label_length) int32, "label_lengths": (batch,) int32}
 Padding is zeros; the lengths say what is real.
+
+A `BatchSampler` plans each epoch from durations alone: which utterances share
+a batch (shuffled, bucketed by length), their speed factors and a mask seed per
+batch. The plan is a function of (seed, epoch) only, so a resumed run skips the
+batches it has done without loading them, and the utterances of any batch can
+be named without carrying strings through the model.
 """
 
 from __future__ import annotations
 
 import collections
-from dataclasses import replace
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from asr import audio, features
-from asr.config import FeatureConfig
+from asr import audio, augment, features
+from asr.config import AugmentConfig, FeatureConfig, to_dict
 from asr.manifest import Utterance
 from asr.text import Vocabulary, normalize
 
+# Bump when cached features would differ for the same audio and FeatureConfig.
+CACHE_VERSION = 1
+
 
 def filter_utterances(utterances, vocabulary: Vocabulary, feature_config: FeatureConfig,
-                      subsampling: int, max_duration: float = float("inf")):
+                      subsampling: int, max_duration: float = float("inf"),
+                      fastest_speed: float = 1.0):
     """Keep utterances CTC can learn from; count the others by reason.
 
     Transcripts are normalised on the way. CTC needs at least one logit frame
     per label plus one blank between repeated labels, so an utterance is
-    feasible when ceil(frames / subsampling) >= len(labels) + repeats.
-    Returns (kept utterances, collections.Counter of reasons).
+    feasible when ceil(frames / subsampling) >= len(labels) + repeats. With
+    speed perturbation, pass the largest factor as `fastest_speed`: it
+    shortens the audio most. Returns (kept utterances, collections.Counter of reasons).
     """
     kept, dropped = [], collections.Counter()
     for utterance in utterances:
-        reason, utterance = _check(utterance, vocabulary, feature_config, subsampling, max_duration)
+        reason, utterance = _check(utterance, vocabulary, feature_config, subsampling,
+                                   max_duration, fastest_speed)
         if reason:
             dropped[reason] += 1
         else:
@@ -44,7 +61,8 @@ def ctc_feasible(labels, logit_frames: int) -> bool:
     return logit_frames >= len(labels) + repeats
 
 
-def _check(utterance: Utterance, vocabulary, feature_config, subsampling, max_duration):
+def _check(utterance: Utterance, vocabulary, feature_config, subsampling, max_duration,
+           fastest_speed):
     text = normalize(utterance.text)
     if not text:
         return "empty transcript", utterance
@@ -58,7 +76,8 @@ def _check(utterance: Utterance, vocabulary, feature_config, subsampling, max_du
         return "empty audio", utterance
     if seconds > max_duration:
         return "longer than max_duration", utterance
-    frames = features.num_frames(int(seconds * feature_config.sample_rate), feature_config)
+    samples = int(seconds * feature_config.sample_rate / fastest_speed)
+    frames = features.num_frames(samples, feature_config)
     if not ctc_feasible(vocabulary.encode(text), -(-frames // subsampling)):
         return "transcript too long for its audio", utterance
     return None, replace(utterance, text=text, duration=seconds)
@@ -71,6 +90,192 @@ def load_example(path: str, text: str, vocabulary: Vocabulary, feature_config: F
     return features.extract(samples, feature_config), labels
 
 
+@dataclass(frozen=True)
+class PlannedBatch:
+    indices: np.ndarray  # (batch,) int64 positions in the utterance list
+    speeds: np.ndarray  # (batch,) float32 speed factors
+    frames: np.ndarray  # (batch,) int64 feature frames expected after the speed change
+    seed: np.ndarray  # (2,) int64 stateless seed for this batch's masks
+
+
+class BatchSampler:
+    """Plans the batches of each epoch from utterance durations.
+
+    With `shuffle`, each epoch draws an order and one factor per utterance from
+    `speed_factors`, and batches form per length bucket as
+    `tf.data.Dataset.bucket_by_sequence_length` forms them: a bucket yields a
+    batch when full, and partly filled buckets are flushed at the end. Without
+    it, batches are consecutive in the given order. With `multiple_of`, batch
+    sizes are cut down to a multiple of it, so that each replica of a
+    distributed step takes an equal share; the utterances cut are the last
+    drawn, which differ from epoch to epoch. Iterating yields the current epoch's batches after the
+    first `skip`; `set_epoch` moves on, as a training callback does each epoch.
+    """
+
+    def __init__(self, durations, feature_config: FeatureConfig, batch_size: int, *,
+                 shuffle: bool = False, bucket_boundaries=(), speed_factors=(), seed: int = 0,
+                 multiple_of: int = 1):
+        self.durations = np.asarray(durations, dtype=np.float64)
+        self.feature_config, self.batch_size, self.shuffle = feature_config, batch_size, shuffle
+        frames_per_second = feature_config.sample_rate / feature_config.hop_length
+        self.boundaries = [int(seconds * frames_per_second) for seconds in bucket_boundaries]
+        self.speed_factors = tuple(speed_factors) or (1.0,)
+        self.seed, self.multiple_of = seed, multiple_of
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def plan(self, epoch: int) -> list[PlannedBatch]:
+        """Every batch of `epoch`, in training order."""
+        rng = np.random.default_rng([self.seed, epoch])
+        count = len(self.durations)
+        order = rng.permutation(count) if self.shuffle else np.arange(count)
+        speeds = (rng.choice(self.speed_factors, size=count) if self.shuffle
+                  else np.ones(count)).astype(np.float32)
+        samples = (self.durations * self.feature_config.sample_rate / speeds).astype(np.int64)
+        frames = 1 + samples // self.feature_config.hop_length  # features.num_frames, vectorised
+        if self.shuffle:
+            buckets = np.searchsorted(self.boundaries, frames, side="right")
+            groups = _bucketed(order, buckets, self.batch_size)
+        else:
+            groups = np.array_split(order, np.arange(self.batch_size, count, self.batch_size))
+        seeds = rng.integers(2**31, size=(len(groups), 2))
+        groups = [group[:len(group) - len(group) % self.multiple_of] for group in groups]
+        return [PlannedBatch(group, speeds[group], frames[group], seed)
+                for group, seed in zip(groups, seeds) if len(group)]
+
+    def __len__(self) -> int:
+        return len(self.plan(self.epoch))
+
+    def __iter__(self):
+        return iter(self.plan(self.epoch)[self.skip:])
+
+
+def _bucketed(order, buckets, batch_size: int) -> list[np.ndarray]:
+    """Batches as `order` fills each bucket; then the partly filled buckets, in bucket order."""
+    filling = collections.defaultdict(list)
+    batches = []
+    for index in order:
+        bucket = filling[buckets[index]]
+        bucket.append(index)
+        if len(bucket) == batch_size:
+            batches.append(np.array(bucket))
+            bucket.clear()
+    batches += [np.array(filling[key]) for key in sorted(filling) if filling[key]]
+    return batches
+
+
+class FeatureCache:
+    """Features on disk, keyed by audio file (real path, size, mtime), speed and feature config.
+
+    Files are written to a temporary name and renamed, so a crash never leaves a
+    partial entry; an unreadable entry counts as a miss.
+    """
+
+    def __init__(self, root, feature_config: FeatureConfig):
+        settings = json.dumps([CACHE_VERSION, to_dict(feature_config)], sort_keys=True)
+        self.folder = Path(root) / hashlib.sha256(settings.encode()).hexdigest()[:16]
+
+    def path(self, audio_path: str, speed: float = 1.0) -> Path:
+        status = os.stat(audio_path)
+        key = f"{os.path.realpath(audio_path)}\0{status.st_size}\0{status.st_mtime_ns}\0{speed!r}"
+        name = hashlib.sha256(key.encode()).hexdigest()
+        return self.folder / name[:2] / f"{name}.npy"
+
+    def load(self, audio_path: str, speed: float = 1.0) -> np.ndarray | None:
+        try:
+            return np.load(self.path(audio_path, speed), allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+
+    def save(self, audio_path: str, speed: float, values: np.ndarray) -> None:
+        path = self.path(audio_path, speed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(temporary, "wb") as out:
+            np.save(out, values, allow_pickle=False)
+        os.replace(temporary, path)
+
+
+class UtteranceLoader:
+    """Features and labels by utterance index, through an optional memory and disk cache."""
+
+    def __init__(self, utterances, vocabulary: Vocabulary, feature_config: FeatureConfig, *,
+                 memory_cache: bool = True, cache_dir=None):
+        self.paths = [u.audio_filepath for u in utterances]
+        self.labels = [np.asarray(vocabulary.encode(u.text), np.int32) for u in utterances]
+        self.feature_config = feature_config
+        self.memory = {} if memory_cache else None
+        self.disk = FeatureCache(cache_dir, feature_config) if cache_dir else None
+
+    def features(self, index: int, speed: float = 1.0) -> np.ndarray:
+        """(frames, feature_size) float32 for utterance `index` played `speed` times faster."""
+        key = (index, speed)
+        if self.memory is not None and key in self.memory:
+            return self.memory[key]
+        path = self.paths[index]
+        values = self.disk.load(path, speed) if self.disk else None
+        if values is None:
+            config = self.feature_config
+            samples = augment.change_speed(audio.load_audio(path, config.sample_rate), speed,
+                                           config.sample_rate)
+            values = features.extract(samples, config)
+            if self.disk:
+                self.disk.save(path, speed, values)
+        if self.memory is not None:
+            self.memory[key] = values
+        return values
+
+    def batch(self, indices, speeds):
+        """Zero-padded features (b, frames, size), lengths (b,), labels (b, length), label lengths (b,)."""
+        feats = [self.features(int(i), float(s)) for i, s in zip(indices, speeds)]
+        labels = [self.labels[int(i)] for i in indices]
+        return (*_pad(feats, np.float32), *_pad(labels, np.int32))
+
+
+def _pad(arrays, dtype):
+    lengths = np.array([len(a) for a in arrays], np.int32)
+    padded = np.zeros((len(arrays), lengths.max(initial=0), *arrays[0].shape[1:]), dtype)
+    for row, array in enumerate(arrays):
+        padded[row, :len(array)] = array
+    return padded, lengths
+
+
+def sampled_dataset(sampler: BatchSampler, loader: UtteranceLoader,
+                    augmentation: AugmentConfig = AugmentConfig()) -> tf.data.Dataset:
+    """The batches `sampler` plans for its current epoch, loaded in parallel, masks applied.
+
+    The plan is read when iteration starts, so `sampler.set_epoch` before each
+    epoch's iterator is created picks that epoch's batches.
+    """
+    size = loader.feature_config.size
+    masks = augmentation.frequency_masks or augmentation.time_masks
+
+    def planned():
+        for batch in sampler:
+            yield batch.indices, batch.speeds, batch.seed
+
+    def load(indices, speeds, seed):
+        feats, lengths, labels, label_lengths = tf.numpy_function(
+            loader.batch, [indices, speeds], [tf.float32, tf.int32, tf.int32, tf.int32],
+            stateful=False)
+        feats.set_shape([None, None, size])
+        labels.set_shape([None, None])
+        lengths.set_shape([None])
+        label_lengths.set_shape([None])
+        if masks:
+            feats = augment.spec_augment(feats, lengths, seed, augmentation)
+        return ({"features": feats, "feature_lengths": lengths},
+                {"labels": labels, "label_lengths": label_lengths})
+
+    signature = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.float32),
+                 tf.TensorSpec([2], tf.int64))
+    dataset = tf.data.Dataset.from_generator(planned, output_signature=signature)
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
 def make_dataset(utterances, vocabulary: Vocabulary, feature_config: FeatureConfig, *,
                  batch_size: int, training: bool, bucket_boundaries=(), seed: int = 0,
                  cache: bool = True) -> tf.data.Dataset:
@@ -78,36 +283,11 @@ def make_dataset(utterances, vocabulary: Vocabulary, feature_config: FeatureConf
 
     `bucket_boundaries` are in seconds; utterances of similar length share a
     batch, which cuts the padding the model computes over. With `cache`,
-    features are computed once and kept in memory for later epochs.
+    features are computed once and kept in memory for later epochs. The
+    training order is that of epoch 0; `train` builds a `BatchSampler` itself
+    to move through epochs.
     """
-    paths = [u.audio_filepath for u in utterances]
-    texts = [u.text for u in utterances]
-    size = feature_config.size
-
-    def load(path, text):
-        return load_example(path.decode(), text.decode(), vocabulary, feature_config)
-
-    def to_tensors(path, text):
-        feats, labels = tf.numpy_function(load, [path, text], [tf.float32, tf.int32], stateful=False)
-        feats.set_shape([None, size])
-        labels.set_shape([None])
-        return {"features": feats, "feature_lengths": tf.shape(feats)[0]}, {
-            "labels": labels, "label_lengths": tf.shape(labels)[0]}
-
-    dataset = tf.data.Dataset.from_tensor_slices((paths, texts))
-    dataset = dataset.map(to_tensors, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if cache:
-        dataset = dataset.cache()
-    if training:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    frames_per_second = feature_config.sample_rate / feature_config.hop_length
-    boundaries = [int(seconds * frames_per_second) for seconds in bucket_boundaries]
-    if boundaries:
-        dataset = dataset.bucket_by_sequence_length(
-            element_length_func=lambda inputs, targets: inputs["feature_lengths"],
-            bucket_boundaries=boundaries,
-            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        )
-    else:
-        dataset = dataset.padded_batch(batch_size)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    sampler = BatchSampler([u.duration for u in utterances], feature_config, batch_size,
+                           shuffle=training, bucket_boundaries=bucket_boundaries, seed=seed)
+    loader = UtteranceLoader(utterances, vocabulary, feature_config, memory_cache=cache)
+    return sampled_dataset(sampler, loader)

@@ -12,6 +12,7 @@ import math
 
 import keras
 from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution
 
 from asr.config import FeatureConfig, ModelConfig, from_dict, to_dict
 from asr.layers import bilstm_stack
@@ -43,7 +44,8 @@ class SpeechRecognizer(keras.Model):
             layer_norm=config.layer_norm,
         )
         self.output_dropout = keras.layers.Dropout(config.dropout)
-        self.classifier = keras.layers.Dense(self.vocabulary.size, name="logits")
+        # float32 logits under mixed precision too: softmax and CTC need the range.
+        self.classifier = keras.layers.Dense(self.vocabulary.size, name="logits", dtype="float32")
 
     def call(self, inputs, training=None):
         features, lengths = inputs["features"], inputs["feature_lengths"]
@@ -76,7 +78,9 @@ class SpeechRecognizer(keras.Model):
             y["labels"], y_pred, y["label_lengths"],
             self.output_lengths(x["feature_lengths"]), mask_index=0,
         )
-        return ops.mean(losses)
+        # tf.distribute sums the replicas' gradients, so each returns its share,
+        # as Keras's own losses do (a no-op with one replica).
+        return scale_loss_for_distribution(ops.mean(losses))
 
     def build(self, input_shape=None):
         # Variables depend only on the configs, so a dummy pass builds them;

@@ -1,27 +1,42 @@
-"""Train a CTC acoustic model from manifests, keeping the best model by dev WER."""
+"""Train a CTC acoustic model from manifests, keeping the best model by dev WER.
+
+A run folder holds `model.keras` (best dev WER), `config.yaml`, `dropped.json`
+(utterances filtered out, by reason), `history.json`/`history.csv`, TensorBoard
+`logs/` and `backup/`, from which running the same command again resumes a
+killed run at the batch it had reached (and does nothing after a finished one).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
+import math
+import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
+import tensorflow as tf
+from keras import ops
 
-from asr.config import ExperimentConfig, save_config
-from asr.data import filter_utterances, make_dataset
+from asr.backup import TrainingBackup
+from asr.config import ConfigError, ExperimentConfig, save_config, to_dict
+from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
 from asr.decode import greedy_decode_batch
 from asr.manifest import read_manifest
 from asr.metrics import error_rates
-from asr.model import build_model, predict_logits
+from asr.model import SpeechRecognizer, build_model, load_model
 from asr.text import Vocabulary
 
 log = logging.getLogger(__name__)
 BEST_MODEL = "model.keras"
+STRATEGIES = ("default", "mirrored", "multi_worker")
+SCHEDULES = ("plateau", "cosine", "exponential")
 
 
 @dataclass
@@ -31,6 +46,41 @@ class TrainResult:
     epochs: int
     seconds: float
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class TrainingDiverged(ValueError):
+    """A batch's loss was not finite or above `train.max_loss`; the message names its utterances."""
+
+
+@keras.saving.register_keras_serializable(package="asr")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to `peak` over `warmup_steps`, then decay to `floor` at `total_steps`.
+
+    `shape` is "cosine" (half a cosine period) or "exponential" (a constant
+    ratio per step). Steps past `total_steps` stay at `floor`.
+    """
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int, floor: float = 0.0,
+                 shape: str = "cosine"):
+        if shape not in ("cosine", "exponential"):
+            raise ValueError(f"unknown decay shape {shape!r} (expected 'cosine' or 'exponential')")
+        self.peak, self.floor, self.shape = peak, floor, shape
+        self.warmup_steps, self.total_steps = warmup_steps, total_steps
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = ops.cast(max(self.warmup_steps, 1), "float32")
+        span = ops.cast(max(self.total_steps - self.warmup_steps, 1), "float32")
+        progress = ops.clip((step - self.warmup_steps) / span, 0.0, 1.0)
+        if self.shape == "cosine":
+            decayed = self.floor + (self.peak - self.floor) * 0.5 * (1 + ops.cos(math.pi * progress))
+        else:
+            decayed = self.peak * ops.power(self.floor / self.peak, progress)
+        return ops.where(step < self.warmup_steps, self.peak * step / warmup, decayed)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps,
+                "total_steps": self.total_steps, "floor": self.floor, "shape": self.shape}
 
 
 class DevErrorRates(keras.callbacks.Callback):
@@ -43,70 +93,292 @@ class DevErrorRates(keras.callbacks.Callback):
         super().__init__()
         self.dataset, self.references, self.vocabulary = dataset, references, vocabulary
 
+    def on_train_begin(self, logs=None):
+        # One device runs each whole batch: under a distribution strategy,
+        # predict_on_batch would have every replica compute the full batch.
+        self.forward = tf.function(lambda inputs: self.model(inputs, training=False),
+                                   reduce_retracing=True)
+
     def on_epoch_end(self, epoch, logs=None):
         hypotheses = []
-        for logits, lengths in predict_logits(self.model, self.dataset):
-            hypotheses += greedy_decode_batch(logits, lengths, self.vocabulary)
+        for inputs, _ in self.dataset:
+            lengths = self.model.output_lengths(inputs["feature_lengths"])
+            hypotheses += greedy_decode_batch(self.forward(inputs).numpy(), lengths.numpy(),
+                                              self.vocabulary)
         rates = error_rates(self.references, hypotheses)
         logs["val_wer"], logs["val_cer"] = rates["wer"], rates["cer"]
 
 
-def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary = Vocabulary(),
-          verbose="auto") -> TrainResult:
-    """Train per `config`; writes `model.keras` (best dev WER), logs and history to `output_dir`."""
-    output_dir = Path(output_dir)
+class FollowEpochs(keras.callbacks.Callback):
+    """Points the sampler at each epoch's plan, skipping the batches a resumed epoch has done."""
+
+    def __init__(self, sampler: BatchSampler, first_epoch: int = 0, skip: int = 0):
+        super().__init__()
+        self.sampler, self.first_epoch, self.skip = sampler, first_epoch, skip
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.sampler.set_epoch(epoch, self.skip if epoch == self.first_epoch else 0)
+
+
+class LossGuard(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is not finite or exceeds `limit`.
+
+    Keras logs the epoch's running mean, weighted by batch size; the sampler's
+    plan gives the sizes, so the batch's own loss, and its utterances, follow.
+    """
+
+    def __init__(self, sampler: BatchSampler, ids: list[str], limit: float):
+        super().__init__()
+        self.sampler, self.ids, self.limit = sampler, ids, limit
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches, self.epoch = list(self.sampler), epoch
+        self.total, self.count = 0.0, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        planned = self.batches[batch]
+        count = self.count + len(planned.indices)
+        total = float(logs["loss"]) * count
+        loss = (total - self.total) / len(planned.indices)
+        self.total, self.count = total, count
+        if not math.isfinite(loss) or loss > self.limit:
+            names = ", ".join(self.ids[i] for i in planned.indices)
+            raise TrainingDiverged(
+                f"epoch {self.epoch + 1}, batch {self.sampler.skip + batch + 1}: loss {loss:.4g} "
+                f"(limit train.max_loss={self.limit:g}); utterances: {names}")
+
+
+class BestModel(keras.callbacks.Callback):
+    """Saves the model whenever `val_wer` improves, via a temporary file and a rename."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path, self.best = path, math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs.get("val_wer", math.inf) < self.best:
+            self.best = logs["val_wer"]
+            partial = self.path.with_name(f".{self.path.stem}.partial.keras")
+            self.model.save(partial)
+            os.replace(partial, self.path)
+
+
+def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = None,
+          verbose="auto", init_from=None) -> TrainResult:
+    """Train per `config`; writes `model.keras` (best dev WER), logs and history to `output_dir`.
+
+    `init_from` is a `.keras` model to start from: every layer is copied, the
+    output layer only when the vocabularies match. `vocabulary` defaults to
+    that model's, else to `Vocabulary()`. Running the same call again resumes
+    from `output_dir/backup`.
+    """
+    strategy = make_strategy(config.train.strategy)  # multi-worker: before any other TF op
+    source = load_model(init_from) if init_from else None
+    vocabulary = vocabulary or (source.vocabulary if source else Vocabulary())
+    log.info("training on %d replica(s) with %s", strategy.num_replicas_in_sync,
+             type(strategy).__name__)
+    output_dir = _worker_folder(Path(output_dir), strategy)
     output_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, output_dir / "config.yaml")
     keras.utils.set_random_seed(config.train.seed)
-    train_set, dev_set, dropped = _datasets(config, vocabulary)
-    model = build_model(vocabulary, config.features, config.model)
-    model.compile(optimizer=keras.optimizers.Adam(
-        config.train.learning_rate, global_clipnorm=config.train.clipnorm))
-    if verbose == "auto":  # a progress bar on a terminal, one line per epoch in logs
-        verbose = 1 if sys.stdout.isatty() else 2
-    # Bucketed batches have no known count, so Keras warns when the first epoch ends.
-    warnings.filterwarnings("ignore", message="Your input ran out of data")
-    started = time.monotonic()
-    history = model.fit(train_set, epochs=config.train.epochs, verbose=verbose, shuffle=False,
-                        callbacks=_callbacks(config, output_dir, dev_set, vocabulary))
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()  # process-wide, and cannot be undone
+    (train_utterances, dev), dropped = _splits(config, vocabulary)
+    (output_dir / "dropped.json").write_text(json.dumps(dropped, indent=1) + "\n")
+    sampler = BatchSampler([u.duration for u in train_utterances], config.features,
+                           config.train.batch_size, shuffle=True, seed=config.train.seed,
+                           bucket_boundaries=config.train.bucket_boundaries,
+                           speed_factors=config.augment.speed_factors,
+                           multiple_of=strategy.num_replicas_in_sync)
+    loader = UtteranceLoader(train_utterances, vocabulary, config.features,
+                             cache_dir=config.train.cache_dir)
+    dev_set = make_dataset(dev, vocabulary, config.features, training=False,
+                           batch_size=config.train.batch_size)
+
+    with precision_policy(config.train.mixed_precision), strategy.scope():
+        model = _compiled_model(config, vocabulary, strategy, len(sampler), source, init_from)
+        callbacks, backup = _callbacks(config, output_dir, (dev_set, [u.text for u in dev]),
+                                       vocabulary, sampler, [u.key for u in train_utterances],
+                                       _fingerprint(config, vocabulary))
+        state = backup.restore(model)
+        if not (state.epoch or state.step):  # a fresh start: no rows from an older run
+            (output_dir / "history.csv").unlink(missing_ok=True)
+        callbacks.insert(0, FollowEpochs(sampler, state.epoch, state.step))
+        started = time.monotonic()
+        if not state.stopped and state.epoch < config.train.epochs:
+            if verbose == "auto":  # a progress bar on a terminal, one line per epoch in logs
+                verbose = 1 if sys.stdout.isatty() else 2
+            # The sampler's batches have no known count, so Keras warns when an epoch ends.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(_sharded(sampled_dataset(sampler, loader, config.augment)),
+                      epochs=config.train.epochs, initial_epoch=state.epoch, verbose=verbose,
+                      shuffle=False, callbacks=callbacks)
     seconds = time.monotonic() - started
-    (output_dir / "history.json").write_text(json.dumps(history.history, indent=1, default=float))
-    dev_wers = history.history.get("val_wer", [])
+    history = backup.state.history
+    (output_dir / "history.json").write_text(json.dumps(history, indent=1))
+    dev_wers = history.get("val_wer", [])
     return TrainResult(output_dir / BEST_MODEL, min(dev_wers) if dev_wers else None,
-                       len(history.epoch), seconds, dropped)
+                       len(dev_wers), seconds, dropped)
 
 
-def _datasets(config: ExperimentConfig, vocabulary: Vocabulary):
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """"default" (one device), "mirrored" (this machine's GPUs, else its logical CPUs) or
+    "multi_worker" (the cluster in TF_CONFIG)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"train.strategy: {name!r} is not one of {', '.join(STRATEGIES)}")
+
+
+def copy_weights(source: SpeechRecognizer, target: SpeechRecognizer, where="source model") -> None:
+    """Copy `source`'s weights into `target` layer by layer, except the output layer when
+    the vocabularies differ (it keeps its fresh initialisation)."""
+    if source.feature_config != target.feature_config:
+        differ = [k for k, v in to_dict(target.feature_config).items()
+                  if to_dict(source.feature_config)[k] != v]
+        raise ValueError(f"{where}: trained on other features (features.{', features.'.join(differ)})")
+    if len(source.layers) != len(target.layers):
+        raise ValueError(f"{where}: has {len(source.layers)} layers, the config gives "
+                         f"{len(target.layers)}; its model section must match")
+    for old, new in zip(source.layers, target.layers):
+        if new is target.classifier and source.vocabulary != target.vocabulary:
+            continue
+        weights = old.get_weights()
+        shapes = [w.shape for w in weights], [tuple(v.shape) for v in new.weights]
+        if shapes[0] != shapes[1]:
+            raise ValueError(f"{where}: layer {old.name} has weights of shapes {shapes[0]}, the "
+                             f"config gives {shapes[1]}; its model section must match")
+        new.set_weights(weights)
+
+
+def _compiled_model(config: ExperimentConfig, vocabulary: Vocabulary, strategy,
+                    steps_per_epoch: int, source=None, where=None) -> SpeechRecognizer:
+    model = build_model(vocabulary, config.features, config.model)
+    if source is not None:
+        copy_weights(source, model, where)
+    # Keras clips each replica's share of the gradient before summing the
+    # shares, so each gets its share of the limit: the sum stays within it.
+    clipnorm = config.train.clipnorm / strategy.num_replicas_in_sync
+    model.compile(optimizer=keras.optimizers.Adam(
+        _learning_rate(config.train, steps_per_epoch), global_clipnorm=clipnorm))
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _multi_worker_compatible(model)
+    return model
+
+
+def _splits(config: ExperimentConfig, vocabulary: Vocabulary):
     if not config.data.train_manifest or not config.data.dev_manifest:
         raise ValueError("data.train_manifest and data.dev_manifest must both be set")
     splits, dropped = {}, {}
+    fastest = max(config.augment.speed_factors, default=1.0)
     for name, path in (("train", config.data.train_manifest), ("dev", config.data.dev_manifest)):
         kept, reasons = filter_utterances(read_manifest(path), vocabulary, config.features,
-                                          config.model.subsampling, config.train.max_duration)
+                                          config.model.subsampling, config.train.max_duration,
+                                          fastest_speed=fastest if name == "train" else 1.0)
         if not kept:
             raise ValueError(f"{path}: no usable utterances ({dict(reasons)})")
         if reasons:
             log.warning("%s: dropped %d utterance(s): %s", path, sum(reasons.values()), dict(reasons))
         splits[name], dropped[name] = kept, dict(reasons)
-    train_set = make_dataset(splits["train"], vocabulary, config.features, training=True,
-                             batch_size=config.train.batch_size, seed=config.train.seed,
-                             bucket_boundaries=config.train.bucket_boundaries)
     dev = sorted(splits["dev"], key=lambda u: u.duration)  # similar lengths batch together
-    dev_set = make_dataset(dev, vocabulary, config.features, training=False,
-                           batch_size=config.train.batch_size)
-    return train_set, (dev_set, [u.text for u in dev]), dropped
+    return (splits["train"], dev), dropped
 
 
-def _callbacks(config: ExperimentConfig, output_dir: Path, dev, vocabulary):
-    dev_set, references = dev
+def _learning_rate(train_config, steps_per_epoch: int):
+    schedule, peak = train_config.lr_schedule, train_config.learning_rate
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"train.lr_schedule: {schedule!r} is not one of {', '.join(SCHEDULES)}")
+    if schedule == "plateau":
+        if train_config.warmup_epochs:
+            raise ConfigError("train.warmup_epochs needs train.lr_schedule cosine or exponential")
+        return peak
+    return WarmupDecay(peak, round(train_config.warmup_epochs * steps_per_epoch),
+                       train_config.epochs * steps_per_epoch, train_config.min_learning_rate,
+                       schedule)
+
+
+def _callbacks(config, output_dir: Path, dev, vocabulary, sampler, ids, fingerprint):
+    """The callbacks in the order they must run, and the backup (last of them)."""
     patience = config.train.patience
+    stateful = {"best_model": BestModel(output_dir / BEST_MODEL),
+                "early_stopping": keras.callbacks.EarlyStopping(monitor="val_wer", mode="min",
+                                                                patience=patience)}
+    if config.train.lr_schedule == "plateau":
+        stateful["plateau"] = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_wer", mode="min", factor=0.5, patience=max(1, patience // 2),
+            min_lr=config.train.min_learning_rate)
+    backup = TrainingBackup(output_dir / "backup", fingerprint, config.train.backup_steps,
+                            stateful=stateful)
     return [
-        DevErrorRates(dev_set, references, vocabulary),
-        keras.callbacks.ModelCheckpoint(output_dir / BEST_MODEL, monitor="val_wer", mode="min",
-                                        save_best_only=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_wer", mode="min", factor=0.5,
-                                          patience=max(1, patience // 2), min_lr=1e-5),
-        keras.callbacks.EarlyStopping(monitor="val_wer", mode="min", patience=patience),
+        DevErrorRates(*dev, vocabulary),
+        LossGuard(sampler, ids, config.train.max_loss),
+        *stateful.values(),
         keras.callbacks.TensorBoard(log_dir=str(output_dir / "logs")),
-        keras.callbacks.CSVLogger(str(output_dir / "history.csv")),
-    ]
+        keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
+        backup,
+    ], backup
+
+
+def _fingerprint(config: ExperimentConfig, vocabulary: Vocabulary) -> str:
+    """What a backup must share with the run resuming it: all but the epoch count."""
+    tree = to_dict(replace(config, train=replace(config.train, epochs=0)))
+    text = json.dumps([tree, vocabulary.characters], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def precision_policy(mixed: bool):
+    """mixed_float16 for models built inside, on GPU only; the previous policy after.
+
+    Keras then wraps the optimizer in a LossScaleOptimizer on its own.
+    """
+    previous = keras.mixed_precision.dtype_policy()
+    if mixed and tf.config.list_physical_devices("GPU"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    elif mixed:
+        log.warning("train.mixed_precision needs a GPU; training in float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _multi_worker_compatible(model: keras.Model) -> None:
+    """Work around two Keras 3 fit() failures under MultiWorkerMirroredStrategy
+    (keras-team/keras#20329, #20585), on this model instance only.
+
+    Before training, fit averages a data batch across workers to build the
+    model symbolically, which fails for dict inputs: the model is built
+    already, so build the optimizer and skip that step. After each step, fit
+    averages the logs across workers along axis 0, which scalars lack: give
+    each log a length-1 axis, which that average then removes.
+    """
+    model.optimizer.build(model.trainable_variables)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    train_step = model.train_step
+    model.train_step = lambda data: {name: ops.reshape(value, (1,))
+                                     for name, value in train_step(data).items()}
+
+
+def _sharded(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Across workers, each takes every n-th (per-replica share of a) batch.
+
+    The batches come from a Python plan, not files, so file sharding cannot
+    apply; every worker computes all features (a shared train.cache_dir
+    computes them once).
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def _worker_folder(output_dir: Path, strategy) -> Path:
+    """The run folder for the chief; other workers of a multi-worker run write beside it."""
+    if strategy.extended.should_checkpoint:
+        return output_dir
+    resolver = strategy.cluster_resolver
+    return output_dir / f"{resolver.task_type}-{resolver.task_id}"

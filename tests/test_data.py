@@ -1,11 +1,13 @@
 import collections
+import os
 
 import numpy as np
 import pytest
 import soundfile
 
-from asr.config import FeatureConfig
-from asr.data import ctc_feasible, filter_utterances, load_example, make_dataset
+from asr.config import AugmentConfig, FeatureConfig
+from asr.data import (BatchSampler, FeatureCache, UtteranceLoader, ctc_feasible, filter_utterances,
+                      load_example, make_dataset, sampled_dataset)
 from asr.features import num_frames
 from asr.manifest import Utterance
 from asr.text import Vocabulary
@@ -137,3 +139,81 @@ def test_training_buckets_see_every_utterance_once_per_epoch(corpus):
             buckets = np.digitize(batch[0]["feature_lengths"], [30, 60], right=False)
             assert len(set(buckets)) == 1, batch[0]["feature_lengths"]
         assert seen == collections.Counter(WORDS)
+
+
+def test_sampler_plans_depend_on_seed_and_epoch_only():
+    durations = np.linspace(0.2, 2.0, 23)
+    sampler = BatchSampler(durations, FEATURES, batch_size=4, shuffle=True,
+                           bucket_boundaries=(0.8, 1.4), speed_factors=(0.9, 1.0, 1.1), seed=3)
+    again = BatchSampler(durations, FEATURES, batch_size=4, shuffle=True,
+                         bucket_boundaries=(0.8, 1.4), speed_factors=(0.9, 1.0, 1.1), seed=3)
+
+    def order(plan):
+        return [tuple(batch.indices) for batch in plan]
+
+    assert order(sampler.plan(1)) == order(again.plan(1)) != order(sampler.plan(2))
+    for epoch in range(3):
+        plan = sampler.plan(epoch)
+        assert sorted(np.concatenate([b.indices for b in plan])) == list(range(23))
+        speeds = np.concatenate([b.speeds for b in plan])
+        assert set(speeds) <= {np.float32(0.9), np.float32(1.0), np.float32(1.1)}
+        for batch in plan:  # one bucket per batch, by the frames after the speed change
+            assert len(set(np.digitize(batch.frames, [80, 140]))) == 1
+            expected = [num_frames(int(d * 16000 / s), FEATURES)
+                        for d, s in zip(durations[batch.indices], batch.speeds)]
+            assert list(batch.frames) == expected
+    sampler.set_epoch(2, skip=3)
+    assert order(sampler) == order(sampler.plan(2))[3:]
+
+
+def test_sampler_cuts_batches_to_a_multiple_of_the_replicas():
+    sampler = BatchSampler([1.0] * 11, FEATURES, batch_size=4, shuffle=True, multiple_of=2)
+    assert [len(batch.indices) for batch in sampler.plan(0)] == [4, 4, 2]
+
+
+def test_feature_cache_is_keyed_by_file_speed_and_features(tmp_path, tone_wav):
+    path = str(tone_wav("a.wav", seconds=0.3))
+    cache = FeatureCache(tmp_path / "cache", FEATURES)
+    values = np.arange(6, dtype=np.float32).reshape(3, 2)
+    cache.save(path, 1.0, values)
+    np.testing.assert_array_equal(cache.load(path, 1.0), values)
+    assert cache.load(path, 1.1) is None
+    assert FeatureCache(tmp_path / "cache", FeatureConfig(n_mels=41)).load(path, 1.0) is None
+    os.utime(path, ns=(0, 0))  # the file changed
+    assert cache.load(path, 1.0) is None
+
+
+def test_loader_reads_features_back_from_the_disk_cache(corpus, tmp_path, monkeypatch):
+    vocabulary = Vocabulary()
+    first = UtteranceLoader(corpus, vocabulary, FEATURES, memory_cache=False, cache_dir=tmp_path)
+    feats, lengths, labels, label_lengths = first.batch([2, 0], [1.0, 1.1])
+    assert list(lengths) == [num_frames(4800, FEATURES), num_frames(1600 * 10 // 11, FEATURES)]
+    assert list(label_lengths) == [3, 4] and vocabulary.decode(labels[1]) == "zero"
+    monkeypatch.setattr("asr.features.extract", lambda *args: pytest.fail("cache missed"))
+    second = UtteranceLoader(corpus, vocabulary, FEATURES, memory_cache=False, cache_dir=tmp_path)
+    np.testing.assert_array_equal(second.batch([2, 0], [1.0, 1.1])[0], feats)
+
+
+def test_feasibility_allows_for_the_fastest_speed(tone_wav):
+    utterance = Utterance(str(tone_wav(seconds=0.1)), 0.1, "abcdefghijk")  # 11 frames, 11 labels
+    kept, _ = filter_utterances([utterance], Vocabulary(), FeatureConfig(), subsampling=1)
+    assert len(kept) == 1
+    kept, dropped = filter_utterances([utterance], Vocabulary(), FeatureConfig(), subsampling=1,
+                                      fastest_speed=1.1)
+    assert not kept and dropped == {"transcript too long for its audio": 1}
+
+
+def test_training_batches_get_masks_that_repeat_with_the_epoch(corpus):
+    sampler = BatchSampler([u.duration for u in corpus], FEATURES, batch_size=3, shuffle=True)
+    loader = UtteranceLoader(corpus, Vocabulary(), FEATURES)
+    masks = AugmentConfig(frequency_masks=2, frequency_mask_width=10, time_masks=1)
+    plain, masked = (batches(sampled_dataset(sampler, loader, augmentation))
+                     for augmentation in (AugmentConfig(), masks))
+    zeros = [(batch[0]["features"] == 0).sum() for batch in masked]
+    assert all(z > (p[0]["features"] == 0).sum() for z, p in zip(zeros, plain))
+    def masked_counts():
+        return [(b[0]["features"] == 0).sum() for b in batches(sampled_dataset(sampler, loader, masks))]
+
+    assert masked_counts() == zeros
+    sampler.set_epoch(1)
+    assert masked_counts() != zeros

@@ -1,0 +1,144 @@
+"""Is the input pipeline out of the way? Three figures, each with its target.
+
+* padding: the fraction of computed frames that are padding, length-bucketed
+  batches against plain `padded_batch` over the same shuffled order (target ≤ 0.5×);
+* feature cache: feeding an epoch whose features are in the on-disk cache,
+  against the first epoch that computes and writes them (target ≥ 5× faster);
+* training step: through `sampled_dataset` (features warm in memory) against
+  the same batches already held in memory (target ≤ 1.05×). The two alternate
+  step by step in one process, so load from other processes hits both alike;
+  a pipeline step counts the wait for its batch, and medians are compared.
+
+Uses the FSDD training manifest when it is there, else synthesised tones.
+
+    python scripts/bench_input.py                        # work/fsdd/train.jsonl, 512 utterances
+    python scripts/bench_input.py --utterances 96 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402  (after the log level, which TensorFlow reads at import)
+import numpy as np  # noqa: E402
+import soundfile  # noqa: E402
+
+from asr.config import load_config  # noqa: E402
+from asr.data import BatchSampler, UtteranceLoader, filter_utterances, sampled_dataset  # noqa: E402
+from asr.manifest import Utterance, read_manifest  # noqa: E402
+from asr.model import build_model  # noqa: E402
+from asr.text import Vocabulary  # noqa: E402
+
+FSDD = Path("work/fsdd/train.jsonl")
+
+
+def synthetic_utterances(folder: Path, count: int, seed: int = 0) -> list[Utterance]:
+    """Noisy tones of 0.5-6 s, each 'transcribed' with one word per second."""
+    rng = np.random.default_rng(seed)
+    utterances = []
+    for index in range(count):
+        seconds = float(rng.uniform(0.5, 6.0))
+        instants = np.arange(int(seconds * 16000)) / 16000
+        samples = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 1000) * instants)
+        samples += 0.01 * rng.standard_normal(samples.size)
+        path = folder / f"{index:05d}.wav"
+        soundfile.write(path, samples.astype(np.float32), 16000)
+        utterances.append(Utterance(str(path), seconds, " ".join(["five"] * max(1, int(seconds)))))
+    return utterances
+
+
+def padded_fraction(plan) -> float:
+    """Padding frames / all frames computed, over a planned epoch."""
+    real = sum(int(batch.frames.sum()) for batch in plan)
+    computed = sum(int(batch.frames.max()) * len(batch.frames) for batch in plan)
+    return 1 - real / computed
+
+
+def feeding_seconds(dataset) -> float:
+    started = time.perf_counter()
+    for _ in dataset:
+        pass
+    return time.perf_counter() - started
+
+
+def step_seconds(model, pipeline, in_memory) -> dict[str, list[float]]:
+    """One epoch, alternating a step on the pipeline's next batch with one on the same batch in memory."""
+    timings = {"pipeline": [], "memory": []}
+    batches = iter(pipeline)
+    for inputs, targets in in_memory:
+        started = time.perf_counter()
+        model.train_on_batch(*next(batches))
+        timings["pipeline"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        model.train_on_batch(inputs, targets)
+        timings["memory"].append(time.perf_counter() - started)
+    return timings
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("configs/fsdd.yaml"))
+    parser.add_argument("--manifest", type=Path, default=FSDD)
+    parser.add_argument("--utterances", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3, help="epochs timed")
+    args = parser.parse_args(argv)
+
+    config = load_config(args.config)
+    vocabulary, features = Vocabulary(), config.features
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        if args.manifest.is_file():
+            utterances, source = read_manifest(args.manifest)[:args.utterances], str(args.manifest)
+        else:
+            utterances, source = synthetic_utterances(scratch, args.utterances), "synthetic tones"
+        utterances, _ = filter_utterances(utterances, vocabulary, features, config.model.subsampling)
+        durations = [u.duration for u in utterances]
+        print(f"{len(utterances)} utterances from {source}, batch {config.train.batch_size}")
+
+        def sampler(boundaries=config.train.bucket_boundaries):
+            return BatchSampler(durations, features, config.train.batch_size, shuffle=True,
+                                bucket_boundaries=boundaries, seed=config.train.seed)
+
+        plain, bucketed = padded_fraction(sampler(()).plan(0)), padded_fraction(sampler().plan(0))
+        report("padding fraction, bucketed / padded_batch", bucketed / plain, "<=", 0.5,
+               f"{bucketed:.1%} vs {plain:.1%}")
+
+        def loader(memory_cache=False):
+            return UtteranceLoader(utterances, vocabulary, features, memory_cache=memory_cache,
+                                   cache_dir=scratch / "cache")
+
+        first = feeding_seconds(sampled_dataset(sampler(), loader()))
+        cached = feeding_seconds(sampled_dataset(sampler(), loader()))  # a new run, same cache
+        report("feeding an epoch, first / cached", first / cached, ">=", 5.0,
+               f"{first:.2f} s vs {cached:.2f} s")
+
+        pipeline = sampled_dataset(sampler(), loader(memory_cache=True))
+        in_memory = list(pipeline)  # also warms the loader's memory cache
+        model = build_model(vocabulary, features, config.model)
+        model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate))
+        step_seconds(model, pipeline, in_memory)  # traces the step for the shapes it meets
+        timings = {"pipeline": [], "memory": []}
+        for _ in range(args.repeats):
+            for name, seconds in step_seconds(model, pipeline, in_memory).items():
+                timings[name] += seconds
+        pipeline_step, memory_step = (statistics.median(timings[k]) for k in ("pipeline", "memory"))
+        report("training step, pipeline / in memory", pipeline_step / memory_step, "<=", 1.05,
+               f"{pipeline_step * 1e3:.1f} ms vs {memory_step * 1e3:.1f} ms")
+    return 0
+
+
+def report(name: str, value: float, relation: str, target: float, detail: str) -> None:
+    met = value <= target if relation == "<=" else value >= target
+    print(f"{name:44s} {value:6.2f}x  (target {relation} {target}x: {'met' if met else 'MISSED'})  "
+          f"{detail}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,282 @@
+"""Training: resuming a killed run, stopping on divergence, schedules, fine-tuning, distribution."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from asr.config import FeatureConfig, ModelConfig, load_config
+from asr.data import BatchSampler
+from asr.manifest import Utterance, write_manifest
+from asr.model import build_model, load_model
+from asr.text import Vocabulary
+from asr.train import (LossGuard, TrainingDiverged, WarmupDecay, copy_weights, precision_policy,
+                       train)
+from conftest import TINY_MODEL, make_tone
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "zero")
+
+
+def write_tone_corpus(folder: Path, count: int, seed: int = 0) -> Path:
+    """`count` tones of 0.3-0.6 s, each 'transcribed' as a digit word; returns the manifest."""
+    rng = np.random.default_rng(seed)
+    utterances = []
+    for index in range(count):
+        seconds = float(rng.uniform(0.3, 0.6))
+        path = folder / f"u{index:03d}.wav"
+        soundfile.write(path, make_tone(seconds, frequency=200 + 50 * index, seed=index), 16000)
+        utterances.append(Utterance(str(path), seconds, WORDS[index % 10], id=f"u{index:03d}"))
+    write_manifest(utterances, folder / "train.jsonl")
+    return folder / "train.jsonl"
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory) -> Path:
+    return write_tone_corpus(tmp_path_factory.mktemp("tones"), 24)
+
+
+def overrides(manifest, *extra):
+    return [*TINY_MODEL, "train.batch_size=2", "train.epochs=2", "train.bucket_boundaries=[]",
+            f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}", *extra]
+
+
+def weights_in(path: Path) -> dict[str, np.ndarray]:
+    """Every array in a Keras HDF5 weights file (or the one inside a .keras zip), by path."""
+    arrays = {}
+    if path.suffix == ".keras":
+        import zipfile
+        with zipfile.ZipFile(path) as archive:
+            path = Path(archive.extract("model.weights.h5", path.parent / (path.stem + "-unzipped")))
+    with h5py.File(path) as weights:
+        weights.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                           if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def newest_backup(run: Path) -> Path:
+    return sorted((run / "backup").glob("*.weights.h5"))[-1]
+
+
+def cli_train(run: Path, manifest: Path, *extra) -> list[str]:
+    return [sys.executable, "-m", "asr.cli", "train", "--output", str(run), "--config",
+            str(ROOT / "configs" / "demo.yaml"), *overrides(manifest, *extra)]
+
+
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tones, tmp_path):
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+    def start(run: Path) -> subprocess.Popen:
+        log = open(tmp_path / f"{run.name}.log", "a")  # a file: a full pipe would block the run
+        command = cli_train(run, tones, "train.deterministic=true", "train.backup_steps=1")
+        return subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=log)
+
+    def errors(run: Path) -> str:
+        return (tmp_path / f"{run.name}.log").read_text()[-2000:]
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    uninterrupted = start(whole)
+    try:
+        process = start(killed)
+        trigger = killed / "backup" / "00001-0000002.json"  # second epoch, two batches in
+        while not trigger.exists() and process.poll() is None:
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL, errors(killed)
+        state = json.loads(sorted((killed / "backup").glob("*.json"))[-1].read_text())
+        assert state["epoch"] == 1 and 2 <= state["step"] < 12  # killed mid-epoch
+
+        assert start(killed).wait(timeout=300) == 0, errors(killed)
+        assert uninterrupted.wait(timeout=300) == 0, errors(whole)
+    finally:
+        uninterrupted.kill()
+    assert len(json.loads((killed / "history.json").read_text())["loss"]) == 2
+    for run in (whole, killed):
+        state = json.loads(sorted((run / "backup").glob("*.json"))[-1].read_text())
+        assert (state["epoch"], state["step"]) == (2, 0)
+    for file in (newest_backup, lambda run: run / "model.keras"):
+        expected, resumed = weights_in(file(whole)), weights_in(file(killed))
+        assert expected.keys() == resumed.keys() and len(expected) > 4
+        for name in expected:
+            np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
+
+
+def test_a_diverging_run_stops_and_names_the_batch(tmp_path):
+    manifest = write_tone_corpus(tmp_path, 8)
+    lines = manifest.read_text().splitlines()
+    infeasible = {**json.loads(lines[0]), "text": "far too many letters", "id": "long"}
+    manifest.write_text("\n".join([*lines, json.dumps(infeasible)]) + "\n")
+    config = load_config(None, overrides(manifest, "train.learning_rate=1e30", "train.max_loss=1e3"))
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, batch \d+: loss .*utterances: u0\d\d"):
+        train(config, tmp_path / "run", verbose=0)
+    dropped = json.loads((tmp_path / "run" / "dropped.json").read_text())
+    assert dropped == {"train": {"transcript too long for its audio": 1},
+                       "dev": {"transcript too long for its audio": 1}}
+
+
+def test_loss_guard_recovers_each_batch_loss_from_the_running_mean():
+    sampler = BatchSampler([0.5] * 7, FeatureConfig(), batch_size=3, shuffle=True, seed=4)
+    plan = sampler.plan(0)
+    ids = [f"utterance-{i}" for i in range(7)]
+    guard = LossGuard(sampler, ids, limit=100.0)
+    guard.on_epoch_begin(0)
+    total = count = 0
+    for batch, (planned, loss) in enumerate(zip(plan, [50.0, 90.0, 150.0])):
+        total, count = total + loss * len(planned.indices), count + len(planned.indices)
+        if loss > 100:  # the running mean, (50 * 3 + 90 * 3 + 150) / 7 = 81, is below the limit
+            with pytest.raises(TrainingDiverged, match="batch 3: loss 150 ") as error:
+                guard.on_train_batch_end(batch, {"loss": total / count})
+            assert error.value.args[0].endswith(", ".join(ids[i] for i in planned.indices))
+        else:
+            guard.on_train_batch_end(batch, {"loss": total / count})
+    guard.on_epoch_begin(1)
+    with pytest.raises(TrainingDiverged, match="loss nan"):
+        guard.on_train_batch_end(0, {"loss": math.nan})
+
+
+@pytest.mark.parametrize("shape", ["cosine", "exponential"])
+def test_warmup_then_decay(shape):
+    schedule = WarmupDecay(peak=1e-3, warmup_steps=10, total_steps=110, floor=1e-5, shape=shape)
+    rate = lambda step: float(schedule(step))  # noqa: E731
+    assert rate(0) == 0 and rate(5) == pytest.approx(5e-4) and rate(10) == pytest.approx(1e-3)
+    assert rate(60) == pytest.approx(5.05e-4 if shape == "cosine" else 1e-4, rel=1e-4)
+    assert rate(110) == pytest.approx(1e-5) and rate(500) == pytest.approx(1e-5)
+    decaying = [rate(step) for step in range(10, 111, 10)]
+    assert decaying == sorted(decaying, reverse=True)
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert isinstance(restored, WarmupDecay) and float(restored(60)) == rate(60)
+
+
+def test_fine_tuning_copies_all_but_a_new_output_layer():
+    features = FeatureConfig(n_mels=16)
+    model_config = ModelConfig(conv_channels=4, lstm_units=8, lstm_layers=1, dropout=0.0)
+    source = build_model(Vocabulary(), features, model_config)
+    same = build_model(Vocabulary(), features, model_config)
+    copy_weights(source, same)
+    for old, new in zip(source.weights, same.weights):
+        np.testing.assert_array_equal(np.asarray(old), np.asarray(new))
+    letters = build_model(Vocabulary("abc"), features, model_config)
+    copy_weights(source, letters)
+    assert letters.classifier.kernel.shape[-1] == 4
+    for old, new in zip(source.layers[:-1], letters.layers[:-1]):
+        for a, b in zip(old.get_weights(), new.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"other features \(features.n_mels\)"):
+        copy_weights(source, build_model(Vocabulary(), FeatureConfig(n_mels=20), model_config))
+    wider = ModelConfig(conv_channels=4, lstm_units=12, lstm_layers=1, dropout=0.0)
+    with pytest.raises(ValueError, match="model section must match"):
+        copy_weights(source, build_model(Vocabulary(), features, wider))
+
+
+def test_init_from_on_the_command_line(tones, tmp_path):
+    from asr.cli import main
+
+    source = tmp_path / "source.keras"
+    config = load_config(None, overrides(tones))
+    build_model(Vocabulary(), config.features, config.model).save(source)
+    assert main(["train", "--config", str(ROOT / "configs" / "demo.yaml"), "--output",
+                 str(tmp_path / "run"), "--init-from", str(source), "--characters", " efghinorstuvwxz",
+                 *overrides(tones, "train.epochs=1")]) == 0
+    assert load_model(tmp_path / "run" / "model.keras").vocabulary == Vocabulary(" efghinorstuvwxz")
+
+
+def test_mixed_precision_is_ignored_without_a_gpu(caplog):
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    with precision_policy(True):
+        assert keras.mixed_precision.dtype_policy().name == "float32"
+    assert "needs a GPU" in caplog.text
+
+
+def test_mixed_float16_gets_loss_scaling_and_float32_logits():
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_model(Vocabulary(), FeatureConfig(n_mels=16),
+                            ModelConfig(conv_channels=4, lstm_units=8, lstm_layers=1, dropout=0.0))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        x = {"features": np.random.default_rng(0).standard_normal((2, 40, 16)).astype("float32"),
+             "feature_lengths": np.array([40, 30], np.int32)}
+        y = {"labels": np.array([[1, 2], [3, 0]], np.int32), "label_lengths": np.array([2, 1], np.int32)}
+        assert model(x).dtype == "float32"
+        assert np.isfinite(model.train_on_batch(x, y))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+MIRRORED = """
+import logging, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+logging.basicConfig(level=logging.INFO)
+from asr.config import load_config
+from asr.train import train
+for strategy in ("default", "mirrored"):
+    config = load_config(None, [*sys.argv[2:], f"train.strategy={strategy}"])
+    train(config, f"{sys.argv[1]}/{strategy}", verbose=0)
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tones, tmp_path):
+    """Each replica returns its share of the loss, so two replicas of 2 step like one of 4.
+
+    (Clipping is off: Keras clips each replica's share of the gradient before summing.)
+    """
+    run = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path),
+                          *overrides(tones, "train.epochs=1", "train.batch_size=4",
+                                    "train.clipnorm=1e9")],
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "training on 2 replica(s) with MirroredStrategy" in run.stderr
+    losses = [json.loads((tmp_path / run / "history.json").read_text())["loss"]
+              for run in ("default", "mirrored")]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)  # not twice as large
+    one, two = (weights_in(newest_backup(tmp_path / run)) for run in ("default", "mirrored"))
+    assert one.keys() == two.keys()
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.slow
+def test_multi_worker_strategy_with_two_local_workers(tones, tmp_path):
+    """Two CPU workers on this machine, as two hosts would run them with TF_CONFIG."""
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("localhost", 0))
+            ports.append(probe.getsockname()[1])
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    workers = [subprocess.Popen(
+        cli_train(tmp_path / "run", tones, "train.strategy=multi_worker", "train.epochs=1",
+                  "train.batch_size=4"),
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+             "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE) for index in range(2)]
+    try:
+        for worker in workers:
+            _, errors = worker.communicate(timeout=300)
+            assert worker.returncode == 0, errors.decode()[-3000:]
+    finally:  # a worker left alone waits for its peer forever
+        for worker in workers:
+            worker.kill()
+    chief, other = weights_in(newest_backup(tmp_path / "run")), weights_in(
+        newest_backup(tmp_path / "run" / "worker-1"))
+    for name in chief:  # synchronous training: the workers end with the same weights
+        np.testing.assert_array_equal(other[name], chief[name], err_msg=name)
+    assert (tmp_path / "run" / "model.keras").is_file()
