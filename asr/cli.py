@@ -52,17 +52,52 @@ def _parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--out", required=True, type=Path)
     synthetic.add_argument("--seed", type=int, default=0)
     synthetic.set_defaults(handler=_prepare_synthetic)
+    for name, layout in [("librispeech", "LibriSpeech folder or .tar.gz (*.trans.txt + FLAC)"),
+                         ("commonvoice", "Common Voice folder or archive (<split>.tsv + clips/)"),
+                         ("ljspeech", "LJSpeech folder or archive (metadata.csv + wavs/)")]:
+        corpus = corpora.add_parser(name, help=f"manifests for {layout}")
+        corpus.add_argument("--source", required=True, type=Path, help="corpus folder or archive")
+        corpus.add_argument("--out", required=True, type=Path, help="manifest folder; archives are "
+                            "extracted into it, and a corpus folder must lie inside it")
+        corpus.set_defaults(handler=_prepare_published, corpus=name)
+    table = corpora.add_parser("csv", help="a manifest from a CSV/TSV table with a header row")
+    table.add_argument("--table", required=True, type=Path, help="audio paths relative to its folder")
+    table.add_argument("--manifest", type=Path, help="output JSONL (default: beside the table)")
+    table.add_argument("--audio-column", default="audio_filepath")
+    table.add_argument("--text-column", default="text")
+    table.add_argument("--speaker-column")
+    table.add_argument("--id-column")
+    table.set_defaults(handler=_prepare_csv)
 
     train = commands.add_parser("train", help="train a model from a YAML config")
     _add_config_arguments(train)
-    train.add_argument("--output", required=True, type=Path, help="run folder (model.keras, logs)")
+    train.add_argument("--output", required=True, type=Path,
+                       help="run folder (model.keras, logs); running again resumes from its backup/")
+    train.add_argument("--init-from", type=Path, metavar="MODEL",
+                       help="start from this .keras model's weights (fine-tuning)")
+    train.add_argument("--characters", help="the new model's characters, when they differ from "
+                       "--init-from's (its output layer then starts afresh); default a-z, ' and space")
     train.set_defaults(handler=_train)
 
-    transcribe = commands.add_parser("transcribe", help="transcribe files, folders or manifests")
-    transcribe.add_argument("inputs", nargs="+", help="audio files, folders or .jsonl manifests")
+    transcribe = commands.add_parser(
+        "transcribe", help="transcribe files, folders, globs, manifests or paths on stdin",
+        description="Outputs mirror the inputs' layout under --output-dir; a rerun skips files "
+                    "already done. Exit status: 0 all done, 1 some files failed, 2 usage error.")
+    transcribe.add_argument("inputs", nargs="+", metavar="INPUT",
+                            help="audio file, folder (searched recursively), glob pattern, "
+                                 ".jsonl or .csv manifest, or - to read paths from stdin")
     transcribe.add_argument("--model", required=True, type=Path)
     transcribe.add_argument("--output-dir", type=Path, default=Path("transcripts"))
+    transcribe.add_argument("--format", default="txt,jsonl",
+                            help="comma-separated: txt, json (with word times), jsonl (one summary "
+                                 "file), srt, vtt, or all (default: txt,jsonl)")
+    transcribe.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
+    transcribe.add_argument("--file-timeout", type=float, metavar="SECONDS",
+                            help="fail a file whose reading and decoding take longer")
+    transcribe.add_argument("--chunk-seconds", type=float, default=20.0,
+                            help="longest piece of audio decoded at once; longer files are cut at pauses")
     transcribe.add_argument("--batch-size", type=int, default=16)
+    transcribe.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_decoder_arguments(transcribe)
     transcribe.set_defaults(handler=_transcribe)
 
@@ -84,7 +119,35 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_arguments(demo, default=Path("configs/demo.yaml"))
     demo.add_argument("--work-dir", type=Path, default=Path("work/demo"))
     demo.set_defaults(handler=_demo)
+
+    build_lm = commands.add_parser("build-lm", help="build a word n-gram LM (ARPA) from text and transcripts")
+    build_lm.add_argument("--text", nargs="+", type=Path, default=[], help="text files, one sentence a line")
+    build_lm.add_argument("--manifest", nargs="+", type=Path, default=[], help="manifests whose transcripts to add")
+    build_lm.add_argument("--order", type=int, default=3)
+    build_lm.add_argument("--out", required=True, type=Path, help="ARPA file to write (.gz to compress)")
+    build_lm.set_defaults(handler=_build_lm)
+
+    tune_lm = commands.add_parser("tune-lm", help="grid-search LM weight and word bonus on a dev manifest")
+    tune_lm.add_argument("--model", required=True, type=Path)
+    tune_lm.add_argument("--manifest", required=True, type=Path, help="labelled dev manifest (never test)")
+    tune_lm.add_argument("--lm", required=True, type=Path)
+    tune_lm.add_argument("--alphas", type=_numbers, help="comma-separated LM weights (default %(default)s)",
+                         default="0,0.25,0.5,0.75,1,1.5")
+    tune_lm.add_argument("--betas", type=_numbers, help="comma-separated word bonuses (default %(default)s)",
+                         default="0,0.5,1,2,3")
+    tune_lm.add_argument("--beam-width", type=int, default=16)
+    tune_lm.add_argument("--batch-size", type=int, default=16)
+    tune_lm.add_argument("--workers", type=int, default=2, help="processes decoding the grid")
+    tune_lm.add_argument("--output", type=Path, help="decoding config to write (for --decode-config)")
+    tune_lm.set_defaults(handler=_tune_lm)
     return parser
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def _add_config_arguments(parser, default=None):
@@ -95,21 +158,25 @@ def _add_config_arguments(parser, default=None):
 
 
 def _add_decoder_arguments(parser):
-    group = parser.add_argument_group("decoding")
-    group.add_argument("--decoder", choices=("greedy", "beam"), default="greedy")
-    group.add_argument("--beam-width", type=int, default=16)
+    # Defaults are None so that _decoder can tell given flags from --decode-config's values.
+    group = parser.add_argument_group("decoding (flags override --decode-config)")
+    group.add_argument("--decode-config", type=Path, help="decoding YAML, e.g. from `asr tune-lm --output`")
+    group.add_argument("--decoder", choices=("greedy", "beam"), help="default greedy")
+    group.add_argument("--beam-width", type=int, help="default 16")
     group.add_argument("--lm", type=Path, help="word n-gram LM (ARPA, or KenLM binary with kenlm installed)")
-    group.add_argument("--alpha", type=float, default=0.5, help="LM weight")
-    group.add_argument("--beta", type=float, default=1.0, help="word insertion bonus")
+    group.add_argument("--alpha", type=float, help="LM weight (default 0.5)")
+    group.add_argument("--beta", type=float, help="word insertion bonus (default 1.0)")
     group.add_argument("--hotwords", help="words to boost: word[:weight],... (beam decoder)")
 
 
 def _decoder(args):
     from asr.decode import DecoderConfig, parse_hotwords
+    from asr.tune import load_decoder_config, override_decoder_config
 
-    return DecoderConfig(decoder=args.decoder, beam_width=args.beam_width, lm_path=args.lm,
-                         alpha=args.alpha, beta=args.beta,
-                         hotwords=parse_hotwords(args.hotwords) if args.hotwords else None)
+    config = load_decoder_config(args.decode_config) if args.decode_config else DecoderConfig()
+    return override_decoder_config(
+        config, decoder=args.decoder, beam_width=args.beam_width, lm_path=args.lm, alpha=args.alpha,
+        beta=args.beta, hotwords=parse_hotwords(args.hotwords) if args.hotwords else None)
 
 
 def _prepare_fsdd(args) -> int:
@@ -128,27 +195,71 @@ def _prepare_synthetic(args) -> int:
     return EXIT_OK
 
 
+def _prepare_published(args) -> int:
+    from asr.corpora import importers
+
+    prepare = {"librispeech": importers.import_librispeech,
+               "commonvoice": importers.import_common_voice,
+               "ljspeech": importers.import_ljspeech}[args.corpus]
+    for split, path in prepare(args.source, args.out).items():
+        print(f"{split}: {path}")
+    return EXIT_OK
+
+
+def _prepare_csv(args) -> int:
+    from asr.corpora.importers import import_csv
+
+    print(import_csv(args.table, args.manifest, audio_column=args.audio_column,
+                     text_column=args.text_column, speaker_column=args.speaker_column,
+                     id_column=args.id_column))
+    return EXIT_OK
+
+
 def _train(args) -> int:
     from asr.config import load_config
+    from asr.text import Vocabulary
     from asr.train import train
 
-    result = train(load_config(args.config, args.overrides), args.output)
+    vocabulary = Vocabulary(args.characters) if args.characters else None
+    result = train(load_config(args.config, args.overrides), args.output, vocabulary=vocabulary,
+                   init_from=args.init_from)
     print(f"model: {result.model_path} (best dev WER {result.best_dev_wer:.2%}, "
           f"{result.epochs} epochs, {result.seconds / 60:.1f} min)")
     return EXIT_OK
 
 
 def _transcribe(args) -> int:
-    from asr.transcribe import expand_inputs, transcribe
-    from asr.writers import write_transcripts
+    from tqdm import tqdm
 
+    from asr.inputs import expand_inputs
+    from asr.transcribe import transcribe
+    from asr.writers import TranscriptWriter, parse_formats
+
+    formats = parse_formats(args.format)
+    decoder = _decoder(args)
     paths = expand_inputs(args.inputs)
-    folders = [str(Path(p).resolve()) for p in args.inputs if Path(p).is_dir()]
-    root = os.path.commonpath(folders) if folders else None
-    results = transcribe(paths, args.model, batch_size=args.batch_size, decoder=_decoder(args))
-    done, failed = write_transcripts(results, args.output_dir, root=root)
-    print(f"{done} transcribed, {failed} failed -> {args.output_dir}")
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+    if not paths:
+        raise ValueError(f"no audio files in {' '.join(args.inputs)}")
+    with TranscriptWriter(args.output_dir, paths, formats, overwrite=args.overwrite) as writer:
+        progress = tqdm(total=len(writer.pending), unit="file", file=sys.stderr, dynamic_ncols=True,
+                        disable=args.quiet or not sys.stderr.isatty())
+        done, audio_seconds = 0, 0.0
+        results = transcribe(writer.pending, args.model, batch_size=args.batch_size, decoder=decoder,
+                             chunk_seconds=args.chunk_seconds, file_timeout=args.file_timeout)
+        for result in results if writer.pending else ():  # nothing to do: do not load the model
+            writer.write(result)
+            if result.ok:
+                done += 1
+            else:
+                progress.write(f"asr: error: {result.error}", file=sys.stderr)
+            audio_seconds += result.duration or 0.0
+            elapsed = max(progress.format_dict["elapsed"], 1e-3)
+            progress.set_postfix_str(f"{audio_seconds / elapsed:.0f} audio-s/s", refresh=False)
+            progress.update()
+        progress.close()
+    print(f"{done} transcribed, {writer.skipped} already done, "
+          f"{len(writer.failures)} failed -> {args.output_dir}")
+    return EXIT_SOME_FAILED if writer.failures else EXIT_OK
 
 
 def _evaluate(args) -> int:
@@ -184,6 +295,36 @@ def _demo(args) -> int:
     report, paths, result = run_demo(load_config(args.config, args.overrides), args.work_dir)
     print(f"trained in {result.seconds / 60:.1f} min, {result.epochs} epochs -> {result.model_path}")
     _print_summary(report, paths)
+    return EXIT_OK
+
+
+def _build_lm(args) -> int:
+    from asr.lm import build_kneser_ney
+    from asr.tune import read_sentences
+
+    if not (args.text or args.manifest):
+        raise ValueError("give --text and/or --manifest")
+    sentences = read_sentences(args.text, args.manifest)
+    model = build_kneser_ney(sentences, order=args.order)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    model.save_arpa(args.out)
+    counts = ", ".join(f"{n}-grams {len(table)}" for n, table in enumerate(model.ngrams, 1))
+    print(f"{len(sentences)} sentences -> {args.out} ({counts})")
+    return EXIT_OK
+
+
+def _tune_lm(args) -> int:
+    from asr.tune import format_tuning, save_decoder_config, tune
+
+    tuning, config = tune(args.model, args.manifest, args.lm, alphas=args.alphas, betas=args.betas,
+                          beam_width=args.beam_width, batch_size=args.batch_size, workers=args.workers)
+    print(format_tuning(tuning))
+    if args.output:
+        best = tuning.best
+        save_decoder_config(config, args.output, comment=(
+            f"asr tune-lm on {args.manifest} ({tuning.utterances} utterances) with {args.model}: "
+            f"WER {100 * best.wer:.2f}% (greedy {100 * tuning.greedy_wer:.2f}%)"))
+        print(f"decoding config: {args.output}")
     return EXIT_OK
 
 
