@@ -21,7 +21,8 @@ test: $(INSTALLED)  ## the test suite CI runs (slow tests excluded)
 fsdd: $(INSTALLED)  ## FSDD connected-digit recipe (needs ../shared/data/fsdd)
 	$(BIN)/python -m pipelines.fsdd
 
-bench: $(INSTALLED)
+bench: $(INSTALLED)  ## speed benchmarks (transcription needs work/fsdd and a model; see scripts/)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python scripts/bench_layers.py
 
 clean:
