@@ -141,9 +141,10 @@ def paired_bootstrap(a: Sequence[UtteranceErrors], b: Sequence[UtteranceErrors],
     """Paired bootstrap of system B against system A on the same utterances (same order).
 
     Both systems are scored on the same resampled utterances each time. For each
-    rate, `p_value` is the share of resamples in which B is not better (lower)
-    than A: a small value means B's improvement is unlikely to be luck of the
-    test set. `interval` brackets B - A.
+    rate, `p_value` is two-sided: twice the smaller share of resamples in which
+    B - A falls on either side of zero (capped at 1), so a small value means the
+    difference, better or worse, is unlikely to be luck of the test set.
+    `interval` brackets B - A.
     """
     if len(a) != len(b):
         raise ValueError(f"paired bootstrap needs the same utterances: {len(a)} vs {len(b)}")
@@ -160,9 +161,13 @@ def paired_bootstrap(a: Sequence[UtteranceErrors], b: Sequence[UtteranceErrors],
             "a": point_a[name], "b": point_b[name],
             "delta": point_b[name] - point_a[name] if defined else None,
             "interval": _interval(delta, confidence),
-            "p_value": float(np.mean(delta >= 0)) if delta.size else None,
+            "p_value": _two_sided(delta) if delta.size else None,
         }
     return result
+
+
+def _two_sided(delta: np.ndarray) -> float:
+    return float(min(1.0, 2 * min(np.mean(delta >= 0), np.mean(delta <= 0))))
 
 
 def group_rates(errors: Sequence[UtteranceErrors], groups: Sequence[Hashable | None]) -> dict:

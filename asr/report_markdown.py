@@ -79,6 +79,12 @@ def render_markdown(report: dict, worst: int = 10) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _verdict(result: dict, name_b: str) -> str:
+    if not result["significant"]:
+        return "no"
+    return f"yes: {name_b} {'better' if result['delta'] < 0 else 'worse'}"
+
+
 def comparison_markdown(comparison: dict) -> str:
     """The delta table of `compare_reports`, with paired-bootstrap significance."""
     a, b = comparison["systems"]
@@ -90,7 +96,7 @@ def comparison_markdown(comparison: dict) -> str:
     lines += [f"- matched {comparison['matched']} utterances by id ({comparison['only_a']} only in "
               f"{a['name']}, {comparison['only_b']} only in {b['name']})",
               f"- paired bootstrap over the matched utterances, {bootstrap['resamples']} resamples, seed "
-              f"{bootstrap['seed']}; p = share of resamples in which {b['name']} is not better", "",
+              f"{bootstrap['seed']}; p is two-sided (Δ < 0: {b['name']} makes fewer errors)", "",
               f"| metric | {a['name']} | {b['name']} | Δ ({b['name']} − {a['name']}) "
               f"| {confidence}% CI of Δ | p | significant |", "|:--|--:|--:|--:|:--|--:|:--|"]
     for name, result in comparison["metrics"].items():
@@ -99,7 +105,7 @@ def comparison_markdown(comparison: dict) -> str:
         p_value = "—" if result["p_value"] is None else f"{result['p_value']:.3f}"
         lines.append(f"| {name.upper()} | {percent(result['a'])} | {percent(result['b'])} | "
                      f"{points(result['delta'])} | {span} | {p_value} | "
-                     f"{'yes' if result['significant'] else 'no'} |")
+                     f"{_verdict(result, b['name'])} |")
     lines += [f"\nWarning: {warning}." for warning in comparison["warnings"]]
     return "\n".join(lines) + "\n"
 

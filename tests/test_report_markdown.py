@@ -46,4 +46,4 @@ def test_comparison_markdown_reports_matches_and_significance():
     markdown = comparison_markdown(comparison)
     assert "# new vs old" in markdown
     assert "matched 30 utterances by id (10 only in old, 0 only in new)" in markdown
-    assert "| WER | 20.00% | 0.00% | -20.00 pts | -20.00 pts … -20.00 pts | 0.000 | yes |" in markdown
+    assert "| WER | 20.00% | 0.00% | -20.00 pts | -20.00 pts … -20.00 pts | 0.000 | yes: new better |" in markdown
