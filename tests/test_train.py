@@ -251,7 +251,6 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tones, tmp_pat
         np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-@pytest.mark.slow
 def test_multi_worker_strategy_with_two_local_workers(tones, tmp_path):
     """Two CPU workers on this machine, as two hosts would run them with TF_CONFIG."""
     import socket

@@ -274,7 +274,6 @@ def test_ctrl_c_leaves_complete_outputs_and_the_summaries(trained_model, speech_
     assert not list(out.rglob("*.tmp"))
 
 
-@pytest.mark.slow
 def test_interrupted_and_killed_runs_leave_only_complete_outputs(trained_model, speech_corpus, tmp_path):
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
