@@ -7,23 +7,10 @@ from asr.decode import (BeamSearchDecoder, DecoderConfig, GreedyDecoder, greedy_
                         greedy_decode_batch, keras_beam_search, parse_hotwords)
 from asr.lm import LanguageModelError, NGramModel, build_kneser_ney
 from asr.text import Vocabulary
+from ctc_logits import frames, spell
 
 VOCABULARY = Vocabulary()
 CORPUS = ["the cat sat on the mat", "the cat ran", "a cat sat", "the dog sat on the mat"]
-
-
-def frames(*columns: dict[str, float]) -> np.ndarray:
-    """(frames, classes) log-probabilities: one frame per {character: probability}, "" = blank."""
-    probabilities = np.full((len(columns), VOCABULARY.size), 1e-4)
-    for row, column in zip(probabilities, columns):
-        for character, probability in column.items():
-            row[VOCABULARY.encode(character)[0] if character else 0] = probability
-    return np.log(probabilities / probabilities.sum(axis=-1, keepdims=True))
-
-
-def spell(text: str) -> list[dict[str, float]]:
-    """Confident frames for `text`, a blank after every character."""
-    return [column for character in text for column in ({character: 0.95}, {"": 0.95})]
 
 
 def peaked_logits(rng, frame_count: int, margin: float = 8.0) -> np.ndarray:

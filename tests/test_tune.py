@@ -10,22 +10,10 @@ from asr.lm import LanguageModelError, build_kneser_ney, load_language_model
 from asr.text import Vocabulary
 from asr.tune import (format_tuning, grid_search, load_decoder_config, override_decoder_config,
                       read_sentences, save_decoder_config)
+from ctc_logits import frames, spell
 
 VOCABULARY = Vocabulary()
 ALPHAS, BETAS = (0.0, 0.1, 0.5, 2.0), (0.0, 1.0)
-
-
-def frames(*columns: dict[str, float]) -> np.ndarray:
-    """(frames, classes) log-probabilities: one frame per {character: probability}, "" = blank."""
-    probabilities = np.full((len(columns), VOCABULARY.size), 1e-4)
-    for row, column in zip(probabilities, columns):
-        for character, probability in column.items():
-            row[VOCABULARY.encode(character)[0] if character else 0] = probability
-    return np.log(probabilities / probabilities.sum(axis=-1, keepdims=True))
-
-
-def spell(text: str) -> list[dict[str, float]]:
-    return [column for character in text for column in ({character: 0.95}, {"": 0.95})]
 
 
 @pytest.fixture(scope="module")
