@@ -9,6 +9,7 @@ features (batch, frames, feature_size) with true `feature_lengths` (batch,)
 from __future__ import annotations
 
 import math
+import weakref
 
 import keras
 from keras import ops
@@ -126,9 +127,38 @@ def _frame_mask(lengths, frames, like):
     return ops.cast(mask, like.dtype)[:, :, None, None]
 
 
+def forward_function(model: SpeechRecognizer):
+    """The model in inference mode as one function for every batch size and length.
+
+    (features (batch, frames, feature_size), feature_lengths (batch,)) -> logits.
+    On TensorFlow it is traced once with open shapes: Keras's predict_on_batch
+    traces again for each new input shape, which costs more than the model on
+    short files. It is kept per model, and runs each whole batch on one device
+    even under a distribution strategy.
+    """
+    if model in _FORWARD:
+        return _FORWARD[model]
+
+    def forward(features, feature_lengths):
+        return model({"features": features, "feature_lengths": feature_lengths}, training=False)
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        forward = tf.function(forward, input_signature=[
+            tf.TensorSpec([None, None, model.feature_config.size], tf.float32),
+            tf.TensorSpec([None], tf.int32)])
+    _FORWARD[model] = forward
+    return forward
+
+
+_FORWARD = weakref.WeakKeyDictionary()  # model -> its forward function
+
+
 def predict_logits(model: SpeechRecognizer, dataset):
     """Yield (logits (batch, frames, classes), true logit frames (batch,)) as NumPy per batch."""
+    forward = forward_function(model)
     for inputs, *_ in dataset:
-        logits = model.predict_on_batch(inputs)
+        logits = forward(inputs["features"], inputs["feature_lengths"])
         lengths = model.output_lengths(inputs["feature_lengths"])
-        yield logits, ops.convert_to_numpy(lengths)
+        yield ops.convert_to_numpy(logits), ops.convert_to_numpy(lengths)

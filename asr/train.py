@@ -30,7 +30,7 @@ from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_data
 from asr.decode import greedy_decode_batch
 from asr.manifest import read_manifest
 from asr.metrics import error_rates
-from asr.model import SpeechRecognizer, build_model, load_model
+from asr.model import SpeechRecognizer, build_model, load_model, predict_logits
 from asr.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -93,18 +93,10 @@ class DevErrorRates(keras.callbacks.Callback):
         super().__init__()
         self.dataset, self.references, self.vocabulary = dataset, references, vocabulary
 
-    def on_train_begin(self, logs=None):
-        # One device runs each whole batch: under a distribution strategy,
-        # predict_on_batch would have every replica compute the full batch.
-        self.forward = tf.function(lambda inputs: self.model(inputs, training=False),
-                                   reduce_retracing=True)
-
     def on_epoch_end(self, epoch, logs=None):
         hypotheses = []
-        for inputs, _ in self.dataset:
-            lengths = self.model.output_lengths(inputs["feature_lengths"])
-            hypotheses += greedy_decode_batch(self.forward(inputs).numpy(), lengths.numpy(),
-                                              self.vocabulary)
+        for logits, lengths in predict_logits(self.model, self.dataset):
+            hypotheses += greedy_decode_batch(logits, lengths, self.vocabulary)
         rates = error_rates(self.references, hypotheses)
         logs["val_wer"], logs["val_cer"] = rates["wer"], rates["cer"]
 

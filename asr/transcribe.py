@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import time
-import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -31,14 +30,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from asr import audio, chunking, timestamps
-from asr.decode import DecoderConfig
+from asr.decode import DecoderConfig, log_softmax
 from asr.timestamps import Word
 
 if TYPE_CHECKING:
     from asr.model import SpeechRecognizer
 
 
-_TRACED = weakref.WeakKeyDictionary()  # model -> its traced log_posteriors function
 
 
 @dataclass(frozen=True)
@@ -161,41 +159,20 @@ def _dataset(files, model, batch_size, chunk_seconds, clock):
     return dataset.padded_batch(batch_size).prefetch(2)
 
 
-def _log_posteriors(model):
-    """The model as one traced function for every batch and length:
-    (batch, frames, features), (batch,) -> (batch, frames / subsampling, classes) log posteriors.
-
-    Keras's predict_on_batch traces again for each new input shape, which
-    costs more than the model itself on short files. The function is kept per
-    model, so calling `transcribe` again with the same model does not retrace.
-    """
-    import tensorflow as tf
-
-    if model in _TRACED:
-        return _TRACED[model]
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, model.feature_config.size], tf.float32),
-                                  tf.TensorSpec([None], tf.int32)])
-    def log_posteriors(features, lengths):
-        logits = model({"features": features, "feature_lengths": lengths}, training=False)
-        return tf.nn.log_softmax(logits)
-
-    _TRACED[model] = log_posteriors
-    return log_posteriors
-
-
 def _decode(batches, files: list[str], model, decoder_config: DecoderConfig,
             clock: _Clock) -> Iterator[Transcript]:
     """Run the model on each batch and gather each file's words until its last chunk."""
     decoder = decoder_config.build(model.vocabulary)
-    predict = _log_posteriors(model)
+    from asr.model import forward_function
+
+    forward = forward_function(model)
     sample_rate = model.feature_config.sample_rate
     seconds_per_frame = model.feature_config.hop_length * model.model_config.subsampling / sample_rate
     words = {}  # file index -> words so far
     for batch in batches:
         feature_lengths = batch["feature_lengths"].numpy()
         if feature_lengths.max() > 0:
-            log_probs = predict(batch["features"], batch["feature_lengths"]).numpy()
+            log_probs = log_softmax(forward(batch["features"], batch["feature_lengths"]).numpy())
         frames = model.output_lengths(feature_lengths)
         rows = zip(batch["index"].numpy(), batch["offset"].numpy(), batch["length"].numpy(),
                    batch["last"].numpy(), batch["error"].numpy(), frames)
