@@ -14,13 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile
 
+from asr.errors import AsrError
+
 SAMPLE_RATE = 16000
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 384000
 RAW_EXTENSIONS = (".raw", ".pcm")
+# Names that say "audio": a folder scan takes such a file even when it cannot be
+# read, so that it is reported as a failure rather than skipped without a word.
+AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph", ".nist",
+                    ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64", ".voc",
+                    *RAW_EXTENSIONS)
 
 
-class AudioError(Exception):
+class AudioError(AsrError):
     """A file that cannot be used as speech audio."""
 
     reason = "invalid audio"
@@ -146,18 +153,30 @@ def duration(path, raw: RawLayout | None = None) -> float:
 
 
 def is_audio(path) -> bool:
-    """True when libsndfile recognises the file's content, whatever its extension."""
+    """True when libsndfile recognises the file's content, whatever its extension.
+
+    Raises OSError when the file cannot be opened at all (missing, no permission),
+    since that says nothing about whether it holds audio.
+    """
+    path = os.fspath(path)
+    with open(path, "rb"):
+        pass
     try:
-        soundfile.info(os.fspath(path))
-    except Exception:  # any failure to parse a header means "not audio" here
+        soundfile.info(path)
+    except soundfile.LibsndfileError:  # libsndfile knows no format that fits the content
         return False
     return True
 
 
 def _check_file(path: str) -> None:
-    if not os.path.isfile(path):
-        raise UnreadableAudio(path, "no such file")
-    if os.path.getsize(path) == 0:
+    try:
+        with open(path, "rb") as file:
+            empty = not file.read(1)
+    except FileNotFoundError:
+        raise UnreadableAudio(path, "no such file") from None
+    except OSError as error:
+        raise UnreadableAudio(path, f"cannot be read ({error.strerror or error})") from None
+    if empty:
         raise EmptyAudio(path, "file is empty (0 bytes)")
 
 

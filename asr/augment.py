@@ -30,7 +30,7 @@ def spec_augment(features, lengths, seed, config: AugmentConfig):
 
     features: (batch, frames, bins) float32; lengths: (batch,) int32 real frames;
     seed: (2,) int stateless seed. Returns features of the same shape with masked
-    values set to zero, the mean of per-utterance normalised features. Time masks
+    values set to zero, the mean of per-utterance standardised features. Time masks
     lie within each utterance's real frames, at most `time_mask_ratio` of them
     wide, so short utterances are not wiped out and padding is never counted.
     """

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import keras
 
+from asr.errors import AsrError
+
 log = logging.getLogger(__name__)
 
 # Callback attributes that carry state from one epoch to the next (EarlyStopping,
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 CALLBACK_STATE = ("best", "wait", "cooldown_counter", "best_epoch", "stopped_epoch")
 
 
-class BackupError(ValueError):
+class BackupError(AsrError):
     """A run folder whose backups cannot be resumed; the message says why."""
 
 

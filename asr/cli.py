@@ -1,20 +1,35 @@
 """`asr` command line: each subcommand parses arguments and forwards to the library.
 
-Exit codes: 0 success, 1 some inputs failed, 2 usage or input errors.
+Exit codes: 0 success, 1 some inputs or the job failed, 2 usage or input errors.
+User errors (`asr.errors.AsrError`) are printed on one line; anything else is a
+bug, and its traceback is shown.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+from asr.chunking import MAX_SECONDS
+from asr.config import choices
+from asr.corpora.fsdd import prepare_fsdd
+from asr.corpora.importers import import_csv
+from asr.corpora.synthetic import make_synthetic_corpus
+from asr.decode import DecoderConfig
+from asr.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AsrError, UsageError
+from asr.evaluate import evaluate as evaluate_model
+from asr.lm import build_kneser_ney
+from asr.quiet import import_tensorflow_quietly
+from asr.text import SCORING_NORMALIZERS
+from asr.transcribe import transcribe as transcribe_files
+from asr.tune import tune
+from asr.writers import DEFAULT_FORMATS
 
 
 def main(argv=None) -> int:
@@ -22,35 +37,62 @@ def main(argv=None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from asr.audio import AudioError
-    from asr.config import ConfigError
-    from asr.manifest import ManifestError
-
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's logging once it is set up
     try:
         return args.handler(args)
-    except (AudioError, ConfigError, ManifestError, FileNotFoundError, ValueError) as error:
+    except AsrError as error:
         print(f"asr: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:
+        if error.filename is None:  # not about a file the user named: a bug, shown in full
+            raise
+        print(f"asr: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("asr: interrupted", file=sys.stderr)
         return 130
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default (read from the library), unless it has none."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, [], argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _default(function, parameter: str):
+    """A library function's default for `parameter`: the CLI never types its own copy."""
+    return inspect.signature(function).parameters[parameter].default
+
+
+def _start_tensorflow(args) -> None:
+    if not args.verbose:  # with --verbose, TensorFlow loads on first use, saying all it says
+        import_tensorflow_quietly()
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asr", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="asr", description=__doc__.splitlines()[0],
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress details, and TensorFlow's start-up lines")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=functools.partial(
+        argparse.ArgumentParser, formatter_class=_HelpFormatter))
 
     prepare = commands.add_parser("prepare", help="build a corpus and its manifests")
     corpora = prepare.add_subparsers(required=True, metavar="CORPUS")
     fsdd = corpora.add_parser("fsdd", help="FSDD connected-digit protocol (train/dev/test/test-unseen)")
     fsdd.add_argument("--source", required=True, type=Path, help="FSDD folder (holding recordings/)")
     fsdd.add_argument("--out", required=True, type=Path, help="output folder")
-    fsdd.add_argument("--seed", type=int, default=0)
+    fsdd.add_argument("--seed", type=int, default=_default(prepare_fsdd, "seed"),
+                      help="seed of the digit sequences")
     fsdd.set_defaults(handler=_prepare_fsdd)
     synthetic = corpora.add_parser("synthetic", help="multi-voice eSpeak NG corpus (offline)")
     synthetic.add_argument("--out", required=True, type=Path)
-    synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument("--seed", type=int, default=_default(make_synthetic_corpus, "seed"),
+                           help="seed of the sentences and voices")
     synthetic.set_defaults(handler=_prepare_synthetic)
     for name, layout in [("librispeech", "LibriSpeech folder or .tar.gz (*.trans.txt + FLAC)"),
                          ("commonvoice", "Common Voice folder or archive (<split>.tsv + clips/)"),
@@ -63,8 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     table = corpora.add_parser("csv", help="a manifest from a CSV/TSV table with a header row")
     table.add_argument("--table", required=True, type=Path, help="audio paths relative to its folder")
     table.add_argument("--manifest", type=Path, help="output JSONL (default: beside the table)")
-    table.add_argument("--audio-column", default="audio_filepath")
-    table.add_argument("--text-column", default="text")
+    table.add_argument("--audio-column", default=_default(import_csv, "audio_column"), help="column of audio paths")
+    table.add_argument("--text-column", default=_default(import_csv, "text_column"), help="column of transcripts")
     table.add_argument("--speaker-column")
     table.add_argument("--id-column")
     table.set_defaults(handler=_prepare_csv)
@@ -87,16 +129,17 @@ def _parser() -> argparse.ArgumentParser:
                             help="audio file, folder (searched recursively), glob pattern, "
                                  ".jsonl or .csv manifest, or - to read paths from stdin")
     transcribe.add_argument("--model", required=True, type=Path)
-    transcribe.add_argument("--output-dir", type=Path, default=Path("transcripts"))
-    transcribe.add_argument("--format", default="txt,jsonl",
+    transcribe.add_argument("--output-dir", type=Path, default=Path("transcripts"), help="output folder")
+    transcribe.add_argument("--format", default=",".join(DEFAULT_FORMATS),
                             help="comma-separated: txt, json (with word times), jsonl (one summary "
-                                 "file), srt, vtt, or all (default: txt,jsonl)")
+                                 "file), srt, vtt, or all")
     transcribe.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
     transcribe.add_argument("--file-timeout", type=float, metavar="SECONDS",
                             help="fail a file whose reading and decoding take longer")
-    transcribe.add_argument("--chunk-seconds", type=float, default=20.0,
+    transcribe.add_argument("--chunk-seconds", type=float, default=MAX_SECONDS,
                             help="longest piece of audio decoded at once; longer files are cut at pauses")
-    transcribe.add_argument("--batch-size", type=int, default=16)
+    transcribe.add_argument("--batch-size", type=int, default=_default(transcribe_files, "batch_size"),
+                            help="chunks decoded together")
     transcribe.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_decoder_arguments(transcribe)
     transcribe.set_defaults(handler=_transcribe)
@@ -110,20 +153,25 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--hyp", type=Path, help="hypotheses JSONL: id or audio_filepath, text")
     evaluate.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
                           help="two report.json files: delta table with paired-bootstrap significance")
-    evaluate.add_argument("--output-dir", type=Path, default=Path("report"))
-    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--output-dir", type=Path, default=Path("report"), help="report folder")
+    evaluate.add_argument("--batch-size", type=int, default=_default(evaluate_model, "batch_size"),
+                          help="utterances decoded together")
+    evaluate.add_argument("--normalizer", choices=SCORING_NORMALIZERS,
+                          default=_default(evaluate_model, "normalizer"),
+                          help="text normalisation before scoring: the one training uses, none, or "
+                               "Whisper's English normaliser (needs pip install 'asr[whisper]')")
     _add_decoder_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     demo = commands.add_parser("demo", help="synthesise speech, train, evaluate on unseen voices")
     _add_config_arguments(demo, default=Path("configs/demo.yaml"))
-    demo.add_argument("--work-dir", type=Path, default=Path("work/demo"))
+    demo.add_argument("--work-dir", type=Path, default=Path("work/demo"), help="corpus, model and report folder")
     demo.set_defaults(handler=_demo)
 
     build_lm = commands.add_parser("build-lm", help="build a word n-gram LM (ARPA) from text and transcripts")
     build_lm.add_argument("--text", nargs="+", type=Path, default=[], help="text files, one sentence a line")
     build_lm.add_argument("--manifest", nargs="+", type=Path, default=[], help="manifests whose transcripts to add")
-    build_lm.add_argument("--order", type=int, default=3)
+    build_lm.add_argument("--order", type=int, default=_default(build_kneser_ney, "order"), help="n-gram order")
     build_lm.add_argument("--out", required=True, type=Path, help="ARPA file to write (.gz to compress)")
     build_lm.set_defaults(handler=_build_lm)
 
@@ -131,13 +179,15 @@ def _parser() -> argparse.ArgumentParser:
     tune_lm.add_argument("--model", required=True, type=Path)
     tune_lm.add_argument("--manifest", required=True, type=Path, help="labelled dev manifest (never test)")
     tune_lm.add_argument("--lm", required=True, type=Path)
-    tune_lm.add_argument("--alphas", type=_numbers, help="comma-separated LM weights (default %(default)s)",
-                         default="0,0.25,0.5,0.75,1,1.5")
-    tune_lm.add_argument("--betas", type=_numbers, help="comma-separated word bonuses (default %(default)s)",
-                         default="0,0.5,1,2,3")
-    tune_lm.add_argument("--beam-width", type=int, default=16)
-    tune_lm.add_argument("--batch-size", type=int, default=16)
-    tune_lm.add_argument("--workers", type=int, default=2, help="processes decoding the grid")
+    tune_lm.add_argument("--alphas", type=_numbers, help="comma-separated LM weights",
+                         default=",".join(map(str, _default(tune, "alphas"))))
+    tune_lm.add_argument("--betas", type=_numbers, help="comma-separated word bonuses",
+                         default=",".join(map(str, _default(tune, "betas"))))
+    tune_lm.add_argument("--beam-width", type=int, default=_default(tune, "beam_width"), help="beam width")
+    tune_lm.add_argument("--batch-size", type=int, default=_default(tune, "batch_size"),
+                         help="utterances run through the model together")
+    tune_lm.add_argument("--workers", type=int, default=_default(tune, "workers"),
+                         help="processes decoding the grid")
     tune_lm.add_argument("--output", type=Path, help="decoding config to write (for --decode-config)")
     tune_lm.set_defaults(handler=_tune_lm)
     return parser
@@ -152,7 +202,7 @@ def _numbers(text: str) -> tuple[float, ...]:
 
 def _add_config_arguments(parser, default=None):
     parser.add_argument("--config", type=Path, default=default, required=default is None,
-                        help="YAML experiment config" + (f" (default {default})" if default else ""))
+                        help="YAML experiment config")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides, e.g. train.epochs=5 model.lstm_units=128")
 
@@ -161,17 +211,17 @@ def _add_decoder_arguments(parser):
     # Defaults are None so that _decoder can tell given flags from --decode-config's values.
     group = parser.add_argument_group("decoding (flags override --decode-config)")
     group.add_argument("--decode-config", type=Path, help="decoding YAML, e.g. from `asr tune-lm --output`")
-    group.add_argument("--decoder", choices=("greedy", "beam"), help="default greedy")
-    group.add_argument("--beam-width", type=int, help="default 16")
+    group.add_argument("--decoder", choices=choices(DecoderConfig, "decoder"),
+                       help=f"default {DecoderConfig.decoder}")
+    group.add_argument("--beam-width", type=int, help=f"default {DecoderConfig.beam_width}")
     group.add_argument("--lm", type=Path, help="word n-gram LM (ARPA, or KenLM binary with kenlm installed)")
-    group.add_argument("--alpha", type=float, help="LM weight (default 0.5)")
-    group.add_argument("--beta", type=float, help="word insertion bonus (default 1.0)")
+    group.add_argument("--alpha", type=float, help=f"LM weight (default {DecoderConfig.alpha})")
+    group.add_argument("--beta", type=float, help=f"word insertion bonus (default {DecoderConfig.beta})")
     group.add_argument("--hotwords", help="words to boost: word[:weight],... (beam decoder)")
 
 
 def _decoder(args):
-    from asr.decode import DecoderConfig, parse_hotwords
-    from asr.tune import load_decoder_config, override_decoder_config
+    from asr.decode import load_decoder_config, override_decoder_config, parse_hotwords
 
     config = load_decoder_config(args.decode_config) if args.decode_config else DecoderConfig()
     return override_decoder_config(
@@ -180,16 +230,12 @@ def _decoder(args):
 
 
 def _prepare_fsdd(args) -> int:
-    from asr.corpora.fsdd import prepare_fsdd
-
     for split, path in prepare_fsdd(args.source, args.out, seed=args.seed).items():
         print(f"{split}: {path}")
     return EXIT_OK
 
 
 def _prepare_synthetic(args) -> int:
-    from asr.corpora.synthetic import make_synthetic_corpus
-
     for split, path in make_synthetic_corpus(args.out, seed=args.seed).items():
         print(f"{split}: {path}")
     return EXIT_OK
@@ -207,8 +253,6 @@ def _prepare_published(args) -> int:
 
 
 def _prepare_csv(args) -> int:
-    from asr.corpora.importers import import_csv
-
     print(import_csv(args.table, args.manifest, audio_column=args.audio_column,
                      text_column=args.text_column, speaker_column=args.speaker_column,
                      id_column=args.id_column))
@@ -218,11 +262,13 @@ def _prepare_csv(args) -> int:
 def _train(args) -> int:
     from asr.config import load_config
     from asr.text import Vocabulary
+
+    config = load_config(args.config, args.overrides)
+    vocabulary = Vocabulary(args.characters) if args.characters else None
+    _start_tensorflow(args)
     from asr.train import train
 
-    vocabulary = Vocabulary(args.characters) if args.characters else None
-    result = train(load_config(args.config, args.overrides), args.output, vocabulary=vocabulary,
-                   init_from=args.init_from)
+    result = train(config, args.output, vocabulary=vocabulary, init_from=args.init_from)
     print(f"model: {result.model_path} (best dev WER {result.best_dev_wer:.2%}, "
           f"{result.epochs} epochs, {result.seconds / 60:.1f} min)")
     return EXIT_OK
@@ -232,19 +278,20 @@ def _transcribe(args) -> int:
     from tqdm import tqdm
 
     from asr.inputs import expand_inputs
-    from asr.transcribe import transcribe
     from asr.writers import TranscriptWriter, parse_formats
 
     formats = parse_formats(args.format)
     decoder = _decoder(args)
     paths = expand_inputs(args.inputs)
     if not paths:
-        raise ValueError(f"no audio files in {' '.join(args.inputs)}")
+        raise UsageError(f"no audio files in {' '.join(args.inputs)}")
     with TranscriptWriter(args.output_dir, paths, formats, overwrite=args.overwrite) as writer:
+        if writer.pending:
+            _start_tensorflow(args)
         progress = tqdm(total=len(writer.pending), unit="file", file=sys.stderr, dynamic_ncols=True,
                         disable=args.quiet or not sys.stderr.isatty())
         done, audio_seconds = 0, 0.0
-        results = transcribe(writer.pending, args.model, batch_size=args.batch_size, decoder=decoder,
+        results = transcribe_files(writer.pending, args.model, batch_size=args.batch_size, decoder=decoder,
                              chunk_seconds=args.chunk_seconds, file_timeout=args.file_timeout)
         for result in results if writer.pending else ():  # nothing to do: do not load the model
             writer.write(result)
@@ -259,11 +306,11 @@ def _transcribe(args) -> int:
         progress.close()
     print(f"{done} transcribed, {writer.skipped} already done, "
           f"{len(writer.failures)} failed -> {args.output_dir}")
-    return EXIT_SOME_FAILED if writer.failures else EXIT_OK
+    return EXIT_FAILED if writer.failures else EXIT_OK
 
 
 def _evaluate(args) -> int:
-    from asr.evaluate import compare, evaluate, score_hypotheses
+    from asr.evaluate import compare, score_hypotheses
 
     if args.compare:
         from asr.report_markdown import comparison_markdown
@@ -274,36 +321,40 @@ def _evaluate(args) -> int:
         return EXIT_OK
     if args.ref or args.hyp:
         if not (args.ref and args.hyp):
-            raise ValueError("--ref and --hyp go together")
-        report, paths = score_hypotheses(args.ref, args.hyp, args.output_dir)
+            raise UsageError("--ref and --hyp go together")
+        report, paths = score_hypotheses(args.ref, args.hyp, args.output_dir, normalizer=args.normalizer)
         _print_summary(report, paths)
         return EXIT_OK
     if not (args.model and args.manifest):
-        raise ValueError("give --model and --manifest, or --ref and --hyp, or --compare A B")
-    report, paths, failures = evaluate(args.model, args.manifest, args.output_dir,
-                                       batch_size=args.batch_size, decoder=_decoder(args))
+        raise UsageError("give --model and --manifest, or --ref and --hyp, or --compare A B")
+    decoder = _decoder(args)
+    _start_tensorflow(args)
+    report, paths, failures = evaluate_model(args.model, args.manifest, args.output_dir, batch_size=args.batch_size,
+                                       decoder=decoder, normalizer=args.normalizer)
     for failure in failures:
         print(f"asr: error: {failure.error}", file=sys.stderr)
     _print_summary(report, paths)
-    return EXIT_SOME_FAILED if failures else EXIT_OK
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def _demo(args) -> int:
     from asr.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    _start_tensorflow(args)
     from asr.demo import run_demo
 
-    report, paths, result = run_demo(load_config(args.config, args.overrides), args.work_dir)
+    report, paths, result = run_demo(config, args.work_dir)
     print(f"trained in {result.seconds / 60:.1f} min, {result.epochs} epochs -> {result.model_path}")
     _print_summary(report, paths)
     return EXIT_OK
 
 
 def _build_lm(args) -> int:
-    from asr.lm import build_kneser_ney
     from asr.tune import read_sentences
 
     if not (args.text or args.manifest):
-        raise ValueError("give --text and/or --manifest")
+        raise UsageError("give --text and/or --manifest")
     sentences = read_sentences(args.text, args.manifest)
     model = build_kneser_ney(sentences, order=args.order)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -314,8 +365,10 @@ def _build_lm(args) -> int:
 
 
 def _tune_lm(args) -> int:
-    from asr.tune import format_tuning, save_decoder_config, tune
+    from asr.decode import save_decoder_config
+    from asr.tune import format_tuning
 
+    _start_tensorflow(args)
     tuning, config = tune(args.model, args.manifest, args.lm, alphas=args.alphas, betas=args.betas,
                           beam_width=args.beam_width, batch_size=args.batch_size, workers=args.workers)
     print(format_tuning(tuning))

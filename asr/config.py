@@ -1,25 +1,47 @@
 """Frozen configuration dataclasses and their YAML form.
 
 A run is described by one `ExperimentConfig` (features, model, training, data,
-decoding). YAML files mirror the dataclasses section by section, and
-command-line overrides use dotted keys: `train.epochs=5`.
+augmentation). YAML files mirror the dataclasses section by section, and
+command-line overrides use dotted keys: `train.epochs=5`. Every field is checked
+against its type hint when a config is made (`check_fields`), so a bad value is
+reported with its key path when the file is loaded, not when it is first used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import os
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
+from asr.errors import AsrError
+
+
+class ConfigError(AsrError):
+    """A configuration file, override or setting that does not fit the dataclasses."""
+
+
+class Checked:
+    """Base of the config dataclasses: each field is checked against its type hint."""
+
+    def __post_init__(self):
+        check_fields(self)
+
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(Checked):
     """Log-mel (or MFCC) front end; saved with the model so inference matches training."""
 
     sample_rate: int = 16000
-    kind: str = "logmel"  # "logmel" or "mfcc"
+    kind: Literal["logmel", "mfcc"] = "logmel"
     n_mels: int = 80
     n_mfcc: int = 13
     n_fft: int = 512
@@ -27,7 +49,7 @@ class FeatureConfig:
     hop_length: int = 160  # 10 ms at 16 kHz
     fmin: float = 20.0
     fmax: float | None = 7600.0
-    normalize: str = "utterance"  # "utterance" mean/variance, or "none"
+    standardize: Literal["utterance", "none"] = "utterance"  # per-utterance mean/variance, or none
 
     @property
     def size(self) -> int:
@@ -36,11 +58,11 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Checked):
     """Conv subsampling front end, stacked BiLSTM, dense CTC logits."""
 
     conv_channels: int = 32
-    subsampling: int = 4  # time reduction of the conv front end: 1, 2 or 4
+    subsampling: Literal[1, 2, 4] = 4  # time reduction of the conv front end
     lstm_units: int = 256
     lstm_layers: int = 3
     projection_units: int | None = None
@@ -49,7 +71,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Checked):
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -60,19 +82,25 @@ class TrainConfig:
     bucket_boundaries: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
     # "plateau" halves the rate when dev WER stalls; "cosine" and "exponential"
     # decay it by step to min_learning_rate at the last epoch.
-    lr_schedule: str = "plateau"
+    lr_schedule: Literal["plateau", "cosine", "exponential"] = "plateau"
     warmup_epochs: float = 0.0  # linear warm-up from zero, before any decay
     min_learning_rate: float = 1e-5
     max_loss: float = 1e4  # a batch whose mean CTC loss is above this, or not finite, stops training
     deterministic: bool = False  # op determinism: slower, but a rerun gives the same weights
     mixed_precision: bool = False  # mixed_float16 on GPU; ignored (with a warning) elsewhere
-    strategy: str = "default"  # "default", "mirrored" (GPUs of one machine) or "multi_worker"
+    # "mirrored": the GPUs of one machine; "multi_worker": the cluster in TF_CONFIG
+    strategy: Literal["default", "mirrored", "multi_worker"] = "default"
     backup_steps: int = 200  # batches between mid-epoch backups; 0 backs up at epoch ends only
     cache_dir: str | None = None  # on-disk feature cache shared by runs with the same features
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.warmup_epochs and self.lr_schedule == "plateau":
+            raise ConfigError("warmup_epochs: needs lr_schedule cosine or exponential")
+
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(Checked):
     """Training-only augmentation; everything is off by default."""
 
     speed_factors: tuple[float, ...] = ()  # e.g. [0.9, 1.0, 1.1]: one drawn per utterance and epoch
@@ -84,14 +112,14 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Checked):
     train_manifest: str | None = None
     dev_manifest: str | None = None
     test_manifests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(Checked):
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -99,25 +127,62 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
-class ConfigError(ValueError):
-    """A configuration file or override that does not fit the dataclasses."""
+# Keys renamed since configs and models were saved with them: (section, old key) -> new key.
+RENAMED_KEYS = {(FeatureConfig, "normalize"): "standardize"}
 
 
 def load_config(path=None, overrides=()) -> ExperimentConfig:
-    """Read YAML (safe_load) into an `ExperimentConfig`, then apply `key.path=value` overrides."""
-    tree = {}
-    if path is not None:
-        try:
-            tree = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise ConfigError(f"{path}: cannot read configuration ({_one_line(error)})") from None
+    """Read YAML (safe_load) into an `ExperimentConfig`, then apply `key.path=value` overrides.
+
+    Every value is checked against its field's type at once; a problem raises
+    ConfigError naming the file and the key path (`train.epochs: expected an integer, got 'abc'`).
+    """
+    tree = {} if path is None else read_yaml(path, "configuration")
     for override in overrides:
-        _apply_override(tree, override)
-    return from_dict(ExperimentConfig, tree, where=str(path or "config"))
+        tree = apply_override(tree, override)
+    try:
+        return from_dict(ExperimentConfig, tree)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}" if path is not None else str(error)) from None
 
 
 def save_config(config, path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def read_yaml(path, what: str = "configuration"):
+    """A YAML file's content (safe_load); ConfigError naming the file if it cannot be read."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read {what} (not UTF-8 text)") from None
+    except (OSError, yaml.YAMLError, ValueError, RecursionError) as error:
+        # PyYAML raises ValueError for impossible dates (2001-13-01), RecursionError for deep nesting.
+        raise ConfigError(f"{path}: cannot read {what} ({_one_line(error)})") from None
+
+
+def apply_override(tree, override: str) -> dict:
+    """`tree` with `section.key=value` set; the value is read as YAML (`[1, 2]`, `null`, `true`)."""
+    key, separator, text = override.partition("=")
+    *sections, leaf = key.strip().split(".")
+    if not separator or not all([*sections, leaf]):
+        raise ConfigError(f"override {override!r} is not of the form section.key=value")
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"override {override!r}: the configuration is not a mapping")
+    node = tree
+    for section in sections:
+        if node.get(section) is None:  # `train:` with nothing under it is an empty section
+            node[section] = {}
+        node = node[section]
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {_name(section)} is not a section")
+    try:
+        node[leaf] = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as error:
+        raise ConfigError(f"override {override!r}: not a YAML value ({_one_line(error)})") from None
+    return tree
 
 
 def to_dict(config) -> dict:
@@ -125,65 +190,118 @@ def to_dict(config) -> dict:
     return _plain(dataclasses.asdict(config))
 
 
-def from_dict(cls, tree: dict, where: str = "config"):
-    """Build dataclass `cls` from a nested dict, rejecting unknown keys by name."""
+def from_dict(cls, tree, prefix: str = ""):
+    """Build dataclass `cls` from a nested dict, checking every value against its type hint.
+
+    Raises ConfigError naming the key path (with `prefix`, e.g. "train.") and the reason.
+    """
+    if tree is None:
+        tree = {}
     if not isinstance(tree, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(tree).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(tree) - set(fields))
+        raise ConfigError(f"{prefix.rstrip('.') or 'configuration'}: expected a mapping, "
+                          f"got {_show(tree)}")
+    tree = {RENAMED_KEYS.get((cls, key), key): value for key, value in tree.items()}
+    hints = _type_hints(cls)
+    unknown = sorted(map(_name, set(tree) - set(hints)))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
-    values = {}
-    for name, value in tree.items():
-        kind = fields[name].type
-        nested = _dataclass_named(kind)
-        if nested is not None:
-            values[name] = from_dict(nested, value or {}, f"{where}.{name}")
-        elif isinstance(value, dict):
-            raise ConfigError(f"{where}.{name}: is a value, not a section")
-        else:
-            value = tuple(value) if isinstance(value, list) else value
-            values[name] = _as_float(value, f"{where}.{name}") if "float" in str(kind) else value
-    return cls(**values)
-
-
-def _as_float(value, where: str):
-    """YAML 1.1 reads `1e-3` as a string, so float fields convert explicitly."""
-    if value is None:
-        return None
+        raise ConfigError(f"{prefix.rstrip('.') or 'configuration'}: unknown key(s) "
+                          f"{', '.join(unknown)}; known: {', '.join(hints)}")
+    values = {name: from_dict(hints[name], value, f"{prefix}{name}.")
+              if dataclasses.is_dataclass(hints[name]) else value for name, value in tree.items()}
     try:
-        if isinstance(value, bool):
-            raise TypeError
-        return tuple(map(float, value)) if isinstance(value, tuple) else float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        return cls(**values)
+    except ConfigError as error:
+        raise ConfigError(f"{prefix}{error}") from None
 
 
-def _dataclass_named(type_name):
-    candidates = {c.__name__: c for c in (FeatureConfig, ModelConfig, TrainConfig, DataConfig,
-                                                AugmentConfig)}
-    return candidates.get(type_name if isinstance(type_name, str) else getattr(type_name, "__name__", ""))
+def choices(cls, name: str) -> tuple:
+    """The values a Literal-typed field of dataclass `cls` allows."""
+    return typing.get_args(_type_hints(cls)[name])
 
 
-def _apply_override(tree: dict, override: str) -> None:
-    key, separator, text = override.partition("=")
-    if not separator or not key:
-        raise ConfigError(f"override {override!r} is not of the form section.key=value")
-    *sections, leaf = key.strip().split(".")
-    node = tree
-    for section in sections:
-        if node.get(section) is None:  # `train:` with nothing under it is an empty section
-            node[section] = {}
-        node = node[section]
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {override!r}: {section} is not a section")
-    node[leaf] = yaml.safe_load(text)
+def check_fields(config) -> None:
+    """Check (and convert: lists to tuples, ints to floats) each field of a dataclass against
+    its type hint, in place; called by each config's __post_init__."""
+    for name, kind in _type_hints(type(config)).items():
+        object.__setattr__(config, name, _checked(kind, getattr(config, name), name))
+
+
+def _checked(kind, value, where: str):
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (arg for arg in args if arg is not type(None)):
+            try:
+                return _checked(option, value, where)
+            except ConfigError as error:
+                if not str(error).startswith(f"{where}: "):
+                    raise  # the value has the option's shape; one of its items is wrong
+    elif origin is typing.Literal:
+        if any(type(value) is type(choice) and value == choice for choice in args):
+            return value
+    elif origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(_checked(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
+    elif origin in (Mapping, dict) and isinstance(value, Mapping):
+        return {_checked(args[0], key, where): _checked(args[1], item, f"{where}.{_name(key)}")
+                for key, item in value.items()}
+    elif kind is float and isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return float(value)  # YAML 1.1 reads `1e-3` as a string
+    elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):  # an integer beyond float's range
+            return float(value)
+    elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif kind is str and isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    elif kind is bool and isinstance(value, bool):
+        return value
+    elif origin is None and kind not in (int, float, str, bool) and isinstance(value, kind):
+        return value  # a nested section
+    raise ConfigError(f"{where}: expected {_expected(kind)}, got {_show(value)}")
+
+
+def _expected(kind) -> str:
+    """A type hint in words: `tuple[float, ...] | None` -> "a list of numbers, or null"."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [_expected(arg) for arg in args if arg is not type(None)]
+        return " or ".join(dict.fromkeys(options)) + (", or null" if type(None) in args else "")
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin is tuple:
+        return f"a list of {_PLURALS.get(args[0], 'values')}"
+    if origin in (Mapping, dict):
+        return f"a mapping of {_PLURALS.get(args[0])} to {_PLURALS.get(args[1])}"
+    return _NAMES.get(kind, f"a {getattr(kind, '__name__', kind)}")
+
+
+_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+          Path: "a path"}
+_PLURALS = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
+
+
+def _name(key) -> str:
+    """A key as written in a message: plain if it is a word, else quoted (it may hold a newline)."""
+    return key if isinstance(key, str) and key.isidentifier() else repr(key)
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@functools.cache
+def _type_hints(cls) -> dict:
+    return {name: kind for name, kind in typing.get_type_hints(cls).items()
+            if name in {field.name for field in dataclasses.fields(cls)}}
 
 
 def _one_line(error: Exception) -> str:
     """YAML errors quote the offending source over several lines; keep problem and position."""
     mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    problem = getattr(error, "problem", None) or (str(error).splitlines() or [type(error).__name__])[0]
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 

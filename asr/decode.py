@@ -2,19 +2,25 @@
 
 Greedy (best path) decoding; prefix beam search with word n-gram shallow fusion
 and hotword boosting; Keras's own beam search; and `DecoderConfig`, which picks
-one of them from command-line style settings.
+one of them from command-line style settings, with its YAML form (the file
+`asr tune-lm --output` writes and `--decode-config` reads).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+import yaml
 
+from asr.config import Checked, ConfigError, from_dict, read_yaml, to_dict
 from asr.lm import BOS, EOS, LanguageModel, load_language_model
 from asr.text import Vocabulary, normalize
 
@@ -102,7 +108,7 @@ class BeamSearchDecoder:
         prefixes = {}
         for word, weight in (self.hotwords or {}).items():
             if not word or " " in word or not self.vocabulary.covers(word):
-                raise ValueError(f"hotword {word!r} is not a single word in the vocabulary")
+                raise ConfigError(f"hotword {word!r} is not a single word in the vocabulary")
             for end in range(1, len(word) + 1):
                 prefixes[word[:end]] = max(prefixes.get(word[:end], 0.0), weight * end / len(word))
         object.__setattr__(self, "_hotword_prefixes", prefixes)
@@ -265,31 +271,32 @@ def parse_hotwords(spec: str, default_weight: float = DEFAULT_HOTWORD_WEIGHT) ->
         word, _, weight = item.partition(":")
         word = normalize(word)
         if not word or " " in word:
-            raise ValueError(f"hotword {item!r} is not a single word")
+            raise ConfigError(f"hotword {item!r} is not a single word")
         try:
             hotwords[word] = float(weight) if weight else default_weight
         except ValueError:
-            raise ValueError(f"hotword {item!r}: weight {weight!r} is not a number") from None
+            raise ConfigError(f"hotword {item!r}: weight {weight!r} is not a number") from None
     return hotwords
 
 
 @dataclass(frozen=True)
-class DecoderConfig:
+class DecoderConfig(Checked):
     """Settings behind --decoder, --beam-width, --lm, --alpha, --beta and --hotwords."""
 
-    decoder: str = "greedy"  # "greedy" or "beam"
+    decoder: Literal["greedy", "beam"] = "greedy"
     beam_width: int = 16
-    lm_path: str | Path | None = None
-    alpha: float = 0.5
-    beta: float = 1.0
+    lm_path: str | None = None
+    alpha: float = 0.5  # LM weight
+    beta: float = 1.0  # word insertion bonus
     hotwords: Mapping[str, float] | None = None
     prune_log_prob: float = -10.0
 
     def __post_init__(self):
-        if self.decoder not in ("greedy", "beam"):
-            raise ValueError(f"unknown decoder {self.decoder!r} (expected 'greedy' or 'beam')")
+        super().__post_init__()
+        if self.beam_width < 1:
+            raise ConfigError(f"beam_width: must be at least 1, got {self.beam_width}")
         if self.decoder == "greedy" and (self.lm_path or self.hotwords):
-            raise ValueError("a language model and hotwords need the beam decoder (--decoder beam)")
+            raise ConfigError("a language model and hotwords need the beam decoder (--decoder beam)")
 
     def build(self, vocabulary: Vocabulary) -> GreedyDecoder | BeamSearchDecoder:
         """The decoder, its LM loaded; raises LanguageModelError for an unusable LM file."""
@@ -298,3 +305,43 @@ class DecoderConfig:
         lm = load_language_model(self.lm_path) if self.lm_path else None
         return BeamSearchDecoder(vocabulary, self.beam_width, lm, self.alpha, self.beta,
                                  self.hotwords, self.prune_log_prob)
+
+
+def override_decoder_config(config: DecoderConfig, **settings) -> DecoderConfig:
+    """`config` with the given fields replaced (None leaves a field alone).
+
+    Choosing the greedy decoder drops the LM and hotwords `config` brought, since
+    greedy decoding cannot use them; ones given here still raise.
+    """
+    settings = {name: value for name, value in settings.items() if value is not None}
+    if settings.get("decoder") == "greedy":
+        config = dataclasses.replace(config, decoder="greedy", lm_path=None, hotwords=None)
+    return dataclasses.replace(config, **settings)
+
+
+def save_decoder_config(config: DecoderConfig, path, comment: str = "") -> None:
+    """Write `config` as YAML; the LM path is stored relative to the file's folder."""
+    path = Path(path)
+    tree = {name: value for name, value in to_dict(config).items() if value is not None}
+    if config.lm_path:
+        tree["lm_path"] = os.path.relpath(Path(config.lm_path).resolve(), path.parent.resolve())
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+
+
+def load_decoder_config(path) -> DecoderConfig:
+    """Read a decoding config YAML; a relative `lm_path` is relative to the file's folder.
+
+    `hotwords` may be a mapping of words to weights, or a string as --hotwords takes it.
+    Raises ConfigError naming the file and the reason.
+    """
+    path = Path(path)
+    tree = read_yaml(path, "decoding config")
+    try:
+        if isinstance(tree, dict) and isinstance(tree.get("hotwords"), str):
+            tree = {**tree, "hotwords": parse_hotwords(tree["hotwords"])}
+        config = from_dict(DecoderConfig, tree)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return dataclasses.replace(config, lm_path=str(path.parent / config.lm_path)) if config.lm_path else config

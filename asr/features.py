@@ -29,17 +29,12 @@ def extract(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.nd
     features = np.log(mel + _LOG_FLOOR)
     if config.kind == "mfcc":
         features = librosa.feature.mfcc(S=features, n_mfcc=config.n_mfcc)
-    elif config.kind != "logmel":
-        raise ValueError(f"unknown feature kind {config.kind!r} (expected 'logmel' or 'mfcc')")
-    return normalize(features.T.astype(np.float32), config.normalize)
+    features = features.T.astype(np.float32)
+    return standardize(features) if config.standardize == "utterance" else features
 
 
-def normalize(features: np.ndarray, mode: str = "utterance") -> np.ndarray:
-    """Per-utterance mean and variance normalisation over time, per feature bin."""
-    if mode == "none":
-        return features
-    if mode != "utterance":
-        raise ValueError(f"unknown normalisation {mode!r} (expected 'utterance' or 'none')")
+def standardize(features: np.ndarray) -> np.ndarray:
+    """(frames, bins) -> zero mean and unit variance over time in each bin (one utterance)."""
     mean = features.mean(axis=0, keepdims=True)
     std = features.std(axis=0, keepdims=True)
     return (features - mean) / (std + 1e-5)

@@ -56,14 +56,26 @@ def _expand(inputs: Iterable, stdin) -> Iterable[str]:
 
 
 def find_audio(folder: Path) -> list[str]:
-    """Audio files below `folder`, sorted; symbolic links to folders are not followed."""
+    """Audio files below `folder`, sorted; symbolic links to folders are not followed.
+
+    A file counts when its name has an audio extension (whether or not it can be
+    read: a broken one is then reported, not skipped), when libsndfile recognises
+    its content, or when it cannot be opened to find out (it is reported too).
+    """
     found = []
     for parent, _, files in os.walk(folder):
         for name in files:
             path = os.path.join(parent, name)
-            if name.lower().endswith(audio.RAW_EXTENSIONS) or audio.is_audio(path):
+            if name.lower().endswith(audio.AUDIO_EXTENSIONS) or _may_be_audio(path):
                 found.append(path)
     return sorted(found)
+
+
+def _may_be_audio(path: str) -> bool:
+    try:
+        return audio.is_audio(path)
+    except OSError:
+        return True
 
 
 def read_csv_manifest(path) -> list[str]:
@@ -73,6 +85,15 @@ def read_csv_manifest(path) -> list[str]:
     (as in JSONL manifests).
     """
     path = Path(path)
+    try:
+        return _csv_paths(path)
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {error.start + 1})") from None
+    except (OSError, csv.Error) as error:
+        raise ManifestError(f"{path}: cannot be read ({getattr(error, 'strerror', None) or error})") from None
+
+
+def _csv_paths(path: Path) -> list[str]:
     root = path.parent.resolve()
     with open(path, newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)

@@ -86,7 +86,7 @@ def reverse_within_lengths(inputs, lengths):
     return ops.reshape(flat, ops.shape(inputs))
 
 
-def _normalize(x):
+def _layer_norm(x):
     mean, variance = ops.moments(x, axes=[-1], keepdims=True)
     return (x - mean) * ops.rsqrt(variance + LAYER_NORM_EPSILON)
 
@@ -143,9 +143,9 @@ class BidirectionalLSTM(keras.layers.Layer):
 
     r_t is the output at step t. b_f starts at 1 (unit forget bias). With
     `layer_norm` (Ba et al. 2016, eq. 20-22) the input and recurrent terms are
-    normalized separately over all 4·units gate pre-activations (each with its
-    own gain; b stays the only bias), and the cell is normalized before the
-    output tanh, h_t = o_t ⊙ tanh(LN(c_t)); the carried c_t is not normalized.
+    layer-normalised separately over all 4·units gate pre-activations (each with its
+    own gain; b stays the only bias), and the cell is layer-normalised before the
+    output tanh, h_t = o_t ⊙ tanh(LN(c_t)); the carried c_t is not.
 
     The backward direction runs over each sequence reversed within its true
     length, never over padding; outputs at padded steps are zero.
@@ -162,7 +162,7 @@ class BidirectionalLSTM(keras.layers.Layer):
         dropout: fraction of input features dropped in training; one mask per
             sequence and direction, shared by all time steps, as in `keras.layers.LSTM`.
         projection_units: size p of the recurrent projection; None for a plain LSTM.
-        layer_norm: normalize gate pre-activations and cell (explicit path only).
+        layer_norm: layer-normalise gate pre-activations and cell (explicit path only).
         time_reduction: stack this many adjacent frames before the LSTM.
         return_state: also return [h_fwd, c_fwd, h_bwd, c_bwd] at each sequence's
             last true step (for the backward direction: after reading frame 0).
@@ -322,7 +322,7 @@ class BidirectionalLSTM(keras.layers.Layer):
         # Input terms of every frame in one batched matmul: (2, B·T, in) @ (2, in, 4u).
         input_gates = ops.matmul(by_direction(inputs, inputs.shape[-1]), _stack(self.kernel))
         if self.layer_norm:
-            input_gates = _normalize(input_gates) * _stack(self.input_gamma)[:, None, :]
+            input_gates = _layer_norm(input_gates) * _stack(self.input_gamma)[:, None, :]
         input_gates = ops.reshape(input_gates + _stack(self.bias)[:, None, :], (-1, steps, 4 * units))
         recurrent_kernel = _stack(self.recurrent_kernel)
         if self.layer_norm:
@@ -335,13 +335,13 @@ class BidirectionalLSTM(keras.layers.Layer):
             r, c = state
             recurrent_gates = ops.matmul(by_direction(r, state_units), recurrent_kernel)
             if self.layer_norm:
-                recurrent_gates = _normalize(recurrent_gates) * recurrent_gamma
+                recurrent_gates = _layer_norm(recurrent_gates) * recurrent_gamma
             gates = input_gates_t + ops.reshape(recurrent_gates, (-1, 4 * units))
             i, f, g, o = ops.split(gates, 4, axis=-1)
             c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
             cell = c
             if self.layer_norm:
-                cell = ops.reshape(_normalize(by_direction(c, units)) * cell_gamma + cell_beta, (-1, units))
+                cell = ops.reshape(_layer_norm(by_direction(c, units)) * cell_gamma + cell_beta, (-1, units))
             h = ops.sigmoid(o) * ops.tanh(cell)
             if self.projection_units:
                 h = ops.reshape(ops.matmul(by_direction(h, units), projection_kernel), (-1, state_units))

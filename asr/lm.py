@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from asr.errors import AsrError
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 NEVER = -99.0  # ARPA's log10(0): <s> is a context but never predicted
 
 NGram = tuple[str, ...]
 
 
-class LanguageModelError(ValueError):
+class LanguageModelError(AsrError):
     """A language model file that cannot be used; the message names the file and the reason."""
 
 
@@ -171,14 +173,14 @@ def build_kneser_ney(sentences: Iterable[str], order: int = 3) -> NGramModel:
     uniform distribution over the vocabulary (<unk> in, <s> out, so they sum to 1).
     """
     if order < 1:
-        raise ValueError(f"order must be at least 1, got {order}")
+        raise LanguageModelError(f"order must be at least 1, got {order}")
     counts = [Counter() for _ in range(order)]
     for sentence in sentences:
         tokens = (BOS, *sentence.split(), EOS)
         for n, table in enumerate(counts, 1):
             table.update(tokens[start:start + n] for start in range(len(tokens) - n + 1))
     if not counts[0]:
-        raise ValueError("cannot build a language model from no sentences")
+        raise LanguageModelError("cannot build a language model from no sentences")
     for n in range(order - 1, 0, -1):  # continuation counts for orders below the top
         left_neighbours = Counter(ngram[1:] for ngram in counts[n])
         counts[n - 1] = Counter({ngram: count if ngram[0] == BOS else left_neighbours[ngram]

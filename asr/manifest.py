@@ -12,8 +12,10 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from asr.errors import AsrError
 
-class ManifestError(ValueError):
+
+class ManifestError(AsrError):
     """A manifest line that cannot be used; the message names file and line."""
 
 
@@ -42,14 +44,23 @@ def read_manifest(path, root=None, allow_outside_root: bool = False) -> list[Utt
 
     `root` (default: the manifest's folder) anchors relative paths, and no path,
     relative or absolute, may point outside it unless `allow_outside_root`.
+    Raises ManifestError naming the file (and line) for anything it cannot use.
     """
     path = Path(path)
     root = Path(root or path.parent).resolve()
     utterances = []
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                utterances.append(_parse(line, root, f"{path}:{number}", allow_outside_root))
+    try:
+        with open(path, "rb") as lines:
+            for number, line in enumerate(lines, 1):
+                where = f"{path}:{number}"
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise ManifestError(f"{where}: not UTF-8 text (byte {error.start + 1} of the line)") from None
+                if text.strip():
+                    utterances.append(_parse(text, root, where, allow_outside_root))
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot be read ({error.strerror or error})") from None
     return utterances
 
 

@@ -37,7 +37,7 @@ class Scored:
 
 
 @dataclass(frozen=True)
-class Chunk:
+class AlignedSpan:
     """A run of jiwer's word alignment: `op` is equal, substitute, delete or insert."""
 
     op: str
@@ -55,7 +55,7 @@ class UtteranceErrors:
     insertions: int
     character_errors: int
     reference_characters: int
-    alignment: tuple[Chunk, ...] = ()
+    alignment: tuple[AlignedSpan, ...] = ()
 
     @property
     def errors(self) -> int:
@@ -90,12 +90,12 @@ def utterance_errors(references: Sequence[str], hypotheses: Sequence[str]) -> li
     words = jiwer.process_words(list(references), list(hypotheses))
     characters = jiwer.process_characters(list(references), list(hypotheses))
     scored = []
-    for ref, hyp, chunks, char_chunks in zip(words.references, words.hypotheses,
-                                             words.alignments, characters.alignments):
-        alignment = tuple(Chunk(chunk.type, tuple(ref[chunk.ref_start_idx:chunk.ref_end_idx]),
-                                tuple(hyp[chunk.hyp_start_idx:chunk.hyp_end_idx])) for chunk in chunks)
-        edits = _edit_counts(chunks)
-        char_edits = _edit_counts(char_chunks)
+    for ref, hyp, spans, char_spans in zip(words.references, words.hypotheses,
+                                           words.alignments, characters.alignments):
+        alignment = tuple(AlignedSpan(span.type, tuple(ref[span.ref_start_idx:span.ref_end_idx]),
+                                      tuple(hyp[span.hyp_start_idx:span.hyp_end_idx])) for span in spans)
+        edits = _edit_counts(spans)
+        char_edits = _edit_counts(char_spans)
         scored.append(UtteranceErrors(
             hits=edits["equal"], substitutions=edits["substitute"], deletions=edits["delete"],
             insertions=edits["insert"],
@@ -183,13 +183,13 @@ def confusion_pairs(errors: Sequence[UtteranceErrors], top: int = 20) -> dict[st
     """Most frequent substituted (reference -> hypothesis), deleted and inserted words."""
     substitutions, deletions, insertions = Counter(), Counter(), Counter()
     for utterance in errors:
-        for chunk in utterance.alignment:
-            if chunk.op == "substitute":
-                substitutions.update(zip(chunk.reference, chunk.hypothesis))
-            elif chunk.op == "delete":
-                deletions.update(chunk.reference)
-            elif chunk.op == "insert":
-                insertions.update(chunk.hypothesis)
+        for span in utterance.alignment:
+            if span.op == "substitute":
+                substitutions.update(zip(span.reference, span.hypothesis))
+            elif span.op == "delete":
+                deletions.update(span.reference)
+            elif span.op == "insert":
+                insertions.update(span.hypothesis)
 
     def most_common(counter):
         # Ties break alphabetically so reports do not depend on utterance order.
@@ -203,13 +203,13 @@ def confusion_pairs(errors: Sequence[UtteranceErrors], top: int = 20) -> dict[st
     }
 
 
-def _edit_counts(chunks) -> Counter:
+def _edit_counts(spans) -> Counter:
     counts = Counter({"equal": 0, "substitute": 0, "delete": 0, "insert": 0})
-    for chunk in chunks:
-        if chunk.type == "insert":
-            counts["insert"] += chunk.hyp_end_idx - chunk.hyp_start_idx
+    for span in spans:
+        if span.type == "insert":
+            counts["insert"] += span.hyp_end_idx - span.hyp_start_idx
         else:
-            counts[chunk.type] += chunk.ref_end_idx - chunk.ref_start_idx
+            counts[span.type] += span.ref_end_idx - span.ref_start_idx
     return counts
 
 

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import math
 import weakref
+import zipfile
+from pathlib import Path
 
 import keras
 from keras import ops
 from keras.src.losses.loss import scale_loss_for_distribution
 
-from asr.config import FeatureConfig, ModelConfig, from_dict, to_dict
+from asr.config import ConfigError, FeatureConfig, ModelConfig, from_dict, to_dict
+from asr.errors import AsrError
 from asr.layers import bilstm_stack
 from asr.text import Vocabulary
+
+
+class ModelError(AsrError):
+    """A file that is not a usable asr model, or a model that does not fit a config."""
 
 
 @keras.saving.register_keras_serializable(package="asr")
@@ -30,8 +37,6 @@ class SpeechRecognizer(keras.Model):
         self.feature_config = from_dict(FeatureConfig, features)
         self.model_config = from_dict(ModelConfig, model)
         config = self.model_config
-        if config.subsampling not in (1, 2, 4):
-            raise ValueError(f"model.subsampling must be 1, 2 or 4, not {config.subsampling}")
         self.convolutions = [
             keras.layers.Conv2D(config.conv_channels, 3, strides=2, padding="valid",
                                 activation="relu", name=f"conv_{i}")
@@ -114,11 +119,34 @@ def build_model(vocabulary: Vocabulary, feature_config: FeatureConfig,
 
 
 def load_model(path) -> SpeechRecognizer:
-    """Load a `.keras` model with `safe_mode` on (no arbitrary code from the file)."""
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    """Load a `.keras` model with `safe_mode` on (no arbitrary code from the file).
+
+    Raises ModelError naming the file when it is missing, is not a Keras model
+    file, or holds something other than an asr model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            is_keras = path.suffix == ".keras" and "config.json" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        is_keras = False
+    if not is_keras:
+        raise ModelError(f"{path}: not a Keras model file (a .keras zip archive with config.json)")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except ConfigError as error:
+        raise ModelError(f"{path}: holds an invalid asr model config ({error})") from None
+    except (ValueError, TypeError, KeyError) as error:  # what Keras raises for content it cannot use
+        raise ModelError(f"{path}: cannot be loaded as a Keras model ({_first_line(error)})") from None
     if not isinstance(model, SpeechRecognizer):
-        raise ValueError(f"{path}: not an asr model (found {type(model).__name__})")
+        raise ModelError(f"{path}: not an asr model (found {type(model).__name__})")
     return model
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _frame_mask(lengths, frames, like):

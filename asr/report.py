@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
+from asr.errors import AsrError
 from asr.manifest import read_manifest
 from asr.metrics import (COUNTS, Scored, UtteranceErrors, bootstrap_intervals, confusion_pairs,
                          corpus_rates, group_rates, paired_bootstrap, utterance_errors)
@@ -28,7 +29,7 @@ DURATION_EDGES = (0, 2, 4, 6, 8, 10, 15, 20, 30)  # seconds
 WORD_EDGES = (0, 6, 11, 21, 41)  # reference words
 
 
-class ReportError(ValueError):
+class ReportError(AsrError):
     """Input that cannot be scored or compared; the message names the file and the reason."""
 
 
@@ -54,6 +55,8 @@ def read_pairs(ref_jsonl, hyp_jsonl, normalizer: Callable[[str], str] = normaliz
     their words count as deletions, and are listed in `missing`.
     """
     references = read_manifest(ref_jsonl, allow_outside_root=True)
+    if not references:
+        raise ReportError(f"{ref_jsonl}: no utterances to score")
     by_key, by_stem = {}, {}
     for index, utterance in enumerate(references):
         if utterance.key in by_key:
@@ -207,8 +210,8 @@ def _utterance_row(row: Scored, utterance: UtteranceErrors, missing: bool) -> di
         **{name: getattr(utterance, name) for name in COUNTS},
         "reference_words": utterance.reference_words, "errors": utterance.errors,
         "wer": utterance.wer, "cer": utterance.cer,
-        "alignment": [{"op": chunk.op, "reference": list(chunk.reference),
-                       "hypothesis": list(chunk.hypothesis)} for chunk in utterance.alignment],
+        "alignment": [{"op": span.op, "reference": list(span.reference),
+                       "hypothesis": list(span.hypothesis)} for span in utterance.alignment],
     }
 
 

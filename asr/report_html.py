@@ -129,17 +129,17 @@ def render_html(report: dict) -> str:
 
 
 def alignment_html(alignment: list[dict]) -> str:
-    """Alignment chunks as inline spans: class sub, del and ins mark the errors."""
+    """Alignment spans as inline HTML spans: class sub, del and ins mark the errors."""
     pieces = []
-    for chunk in alignment:
-        reference = [escape(word) for word in chunk["reference"]]
-        hypothesis = [escape(word) for word in chunk["hypothesis"]]
-        if chunk["op"] == "equal":
+    for span in alignment:
+        reference = [escape(word) for word in span["reference"]]
+        hypothesis = [escape(word) for word in span["hypothesis"]]
+        if span["op"] == "equal":
             pieces.append(" ".join(reference))
-        elif chunk["op"] == "substitute":
+        elif span["op"] == "substitute":
             pieces += [f'<span class="sub" title="substitution"><s>{ref}</s>{hyp}</span>'
                        for ref, hyp in zip(reference, hypothesis)]
-        elif chunk["op"] == "delete":
+        elif span["op"] == "delete":
             pieces += [f'<span class="del" title="deletion">{ref}</span>' for ref in reference]
         else:
             pieces += [f'<span class="ins" title="insertion">{hyp}</span>' for hyp in hypothesis]

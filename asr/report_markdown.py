@@ -19,13 +19,13 @@ def points(delta: float | None) -> str:
 def aligned_text(alignment: Sequence[dict]) -> tuple[str, str]:
     """sclite-style REF and HYP lines: errors upper-cased, gaps as asterisks, columns padded."""
     reference, hypothesis = [], []
-    for chunk in alignment:
-        words_ref, words_hyp = chunk["reference"], chunk["hypothesis"]
-        if chunk["op"] == "equal":
+    for span in alignment:
+        words_ref, words_hyp = span["reference"], span["hypothesis"]
+        if span["op"] == "equal":
             pairs = zip(words_ref, words_hyp)
-        elif chunk["op"] == "substitute":
+        elif span["op"] == "substitute":
             pairs = ((ref.upper(), hyp.upper()) for ref, hyp in zip(words_ref, words_hyp))
-        elif chunk["op"] == "delete":
+        elif span["op"] == "delete":
             pairs = ((ref.upper(), "*" * len(ref)) for ref in words_ref)
         else:
             pairs = (("*" * len(hyp), hyp.upper()) for hyp in words_hyp)

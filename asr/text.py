@@ -1,11 +1,19 @@
-"""Text normalisation and the character vocabulary (CTC blank = index 0)."""
+"""Text normalisation and the character vocabulary (CTC blank = index 0).
+
+`normalize` is the training normaliser. Reports may score with another
+(`scoring_normalizer`): none, or OpenAI Whisper's English normaliser, which
+makes WER comparable with systems evaluated the Whisper way.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+
+from asr.errors import AsrError, UsageError
 
 BLANK = "<blank>"
 DEFAULT_CHARACTERS = " '" + "abcdefghijklmnopqrstuvwxyz"
@@ -32,6 +40,47 @@ def normalize(text: str, spell_digits: bool = True) -> str:
 
 
 @dataclass(frozen=True)
+class ScoringNormalizer:
+    """A text normaliser for scoring, with the line a report prints about it."""
+
+    name: str
+    description: str
+    function: Callable[[str], str]
+
+    def __call__(self, text: str) -> str:
+        return self.function(text)
+
+
+SCORING_NORMALIZERS = ("training", "none", "whisper")
+
+
+def scoring_normalizer(name: str = "training") -> ScoringNormalizer:
+    """"training" (`normalize`, what the model learnt to write), "none" (texts as written,
+    split at whitespace) or "whisper" (Whisper's EnglishTextNormalizer, from the
+    whisper-normalizer package: `pip install 'asr[whisper]'`)."""
+    if name == "training":
+        return ScoringNormalizer(name, "training (asr.text.normalize: NFKD accent stripping, lower "
+                                 "case, digits spelled as words, punctuation except inner "
+                                 "apostrophes removed, whitespace collapsed)", normalize)
+    if name == "none":
+        return ScoringNormalizer(name, "none (texts scored as written, split at whitespace)", str)
+    if name == "whisper":
+        try:
+            from whisper_normalizer.english import EnglishTextNormalizer
+        except ImportError:
+            raise UsageError("the whisper normaliser needs the whisper-normalizer package "
+                             "(pip install 'asr[whisper]')") from None
+        return ScoringNormalizer(name, "whisper (OpenAI Whisper's EnglishTextNormalizer, from "
+                                 "whisper-normalizer: spellings Americanised, numbers as digits, "
+                                 "fillers removed)", EnglishTextNormalizer())
+    raise UsageError(f"unknown normaliser {name!r} (expected {', '.join(SCORING_NORMALIZERS)})")
+
+
+class VocabularyError(AsrError):
+    """Characters that cannot make a vocabulary."""
+
+
+@dataclass(frozen=True)
 class Vocabulary:
     """Characters the model emits; index 0 is the CTC blank, characters follow from 1."""
 
@@ -39,7 +88,7 @@ class Vocabulary:
 
     def __post_init__(self):
         if len(set(self.characters)) != len(self.characters):
-            raise ValueError(f"vocabulary has repeated characters: {self.characters!r}")
+            raise VocabularyError(f"vocabulary has repeated characters: {self.characters!r}")
 
     @property
     def size(self) -> int:

@@ -31,6 +31,7 @@ import numpy as np
 
 from asr import audio, chunking, timestamps
 from asr.decode import DecoderConfig, log_softmax
+from asr.errors import UsageError
 from asr.timestamps import Word
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def transcribe(paths: Iterable, model: SpeechRecognizer | str | os.PathLike, *,
     from asr.model import SpeechRecognizer, load_model
 
     if batch_size < 1 or (chunk_seconds is not None and chunk_seconds <= 0):
-        raise ValueError(f"batch size ({batch_size}) and chunk seconds ({chunk_seconds}) must be positive")
+        raise UsageError(f"batch size ({batch_size}) and chunk seconds ({chunk_seconds}) must be positive")
     if not isinstance(model, SpeechRecognizer):
         model = load_model(model)
     readable = []

@@ -3,32 +3,26 @@
 `asr build-lm` turns text files and manifest transcripts into an ARPA model;
 `asr tune-lm` runs the acoustic model over a dev manifest once, then decodes its
 logits at every (alpha, beta) of a grid (alpha: LM weight, beta: word insertion
-bonus) and keeps the pair with the lowest WER. The winner is saved as a
-decoding config, a YAML file of `DecoderConfig` fields that `--decode-config`
-reads back.
+bonus) and keeps the pair with the lowest WER, as a `DecoderConfig` (which
+`asr.decode.save_decoder_config` writes for `--decode-config` to read back).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import multiprocessing
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from asr.config import ConfigError
-from asr.decode import BeamSearchDecoder, DecoderConfig, GreedyDecoder, parse_hotwords
+from asr.decode import BeamSearchDecoder, DecoderConfig, GreedyDecoder
+from asr.errors import UsageError
 from asr.lm import LanguageModel, LanguageModelError, load_language_model
-from asr.manifest import read_manifest
+from asr.manifest import ManifestError, read_manifest
 from asr.metrics import error_rates
 from asr.text import Vocabulary, normalize
-
-_CONFIG_FIELDS = {field.name for field in dataclasses.fields(DecoderConfig)}
 
 
 def read_sentences(text_files: Iterable = (), manifests: Iterable = ()) -> list[str]:
@@ -82,7 +76,7 @@ def grid_search(logits: Sequence[np.ndarray], references: Sequence[str], vocabul
     With `workers` > 1, grid points are decoded in that many processes.
     """
     if not alphas or not betas:
-        raise ValueError("the grid needs at least one alpha and one beta")
+        raise UsageError("the grid needs at least one alpha and one beta")
     grid = [(alpha, beta) for alpha in alphas for beta in betas]
     decoders = [BeamSearchDecoder(vocabulary, beam_width, lm, alpha, beta, None, prune_log_prob)
                 for alpha, beta in grid]
@@ -126,7 +120,7 @@ def dev_logits(model, manifest, batch_size: int = 16) -> tuple[list[np.ndarray],
     if dropped:
         logging.getLogger(__name__).warning("%s: left out %s", manifest, dict(dropped))
     if not utterances:
-        raise ValueError(f"{manifest}: no utterance the model can be scored on ({dict(dropped)})")
+        raise ManifestError(f"{manifest}: no utterance the model can be scored on ({dict(dropped)})")
     utterances.sort(key=lambda utterance: utterance.duration)  # batches of similar length pad less
     dataset = make_dataset(utterances, model.vocabulary, model.feature_config, batch_size=batch_size,
                            training=False, cache=False)
@@ -135,8 +129,9 @@ def dev_logits(model, manifest, batch_size: int = 16) -> tuple[list[np.ndarray],
     return logits, [utterance.text for utterance in utterances]
 
 
-def tune(model_path, manifest, lm_path, alphas: Sequence[float], betas: Sequence[float], *,
-         beam_width: int = 16, batch_size: int = 16, workers: int = 1) -> tuple[Tuning, DecoderConfig]:
+def tune(model_path, manifest, lm_path, alphas: Sequence[float] = (0, 0.25, 0.5, 0.75, 1, 1.5),
+         betas: Sequence[float] = (0, 0.5, 1, 2, 3), *, beam_width: int = DecoderConfig.beam_width,
+         batch_size: int = 16, workers: int = 2) -> tuple[Tuning, DecoderConfig]:
     """Grid-search alpha and beta for `lm_path` on a dev manifest.
 
     Returns (the tuning table, the decoding config of its best point).
@@ -168,83 +163,3 @@ def format_tuning(tuning: Tuning) -> str:
                  f"CER {100 * best.cer:.2f}% (greedy WER {100 * tuning.greedy_wer:.2f}%, "
                  f"CER {100 * tuning.greedy_cer:.2f}%)")
     return "\n".join(lines)
-
-
-def save_decoder_config(config: DecoderConfig, path, comment: str = "") -> None:
-    """Write `config` as YAML; the LM path is stored relative to the file's folder."""
-    path = Path(path)
-    tree = {name: value for name, value in dataclasses.asdict(config).items() if value is not None}
-    if config.lm_path:
-        tree["lm_path"] = os.path.relpath(Path(config.lm_path).resolve(), path.parent.resolve())
-    if config.hotwords:
-        tree["hotwords"] = dict(config.hotwords)
-    header = "".join(f"# {line}\n" for line in comment.splitlines())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
-
-
-def load_decoder_config(path) -> DecoderConfig:
-    """Read a decoding config YAML; a relative `lm_path` is relative to the file's folder.
-
-    Raises ConfigError naming the file and the reason.
-    """
-    path = Path(path)
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ConfigError(f"{path}: cannot read decoding config ({_first_line(error)})") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: expected a mapping of decoder settings, got {type(tree).__name__}")
-    unknown = sorted(set(tree) - _CONFIG_FIELDS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(_CONFIG_FIELDS))}")
-    try:
-        values = {name: _typed(name, value) for name, value in tree.items()}
-        if values.get("lm_path"):
-            values["lm_path"] = str(path.parent / values["lm_path"])
-        return DecoderConfig(**values)
-    except ValueError as error:
-        raise ConfigError(f"{path}: {error}") from None
-
-
-def override_decoder_config(config: DecoderConfig, **settings) -> DecoderConfig:
-    """`config` with the given fields replaced (None leaves a field alone).
-
-    Choosing the greedy decoder drops the LM and hotwords `config` brought, since
-    greedy decoding cannot use them; ones given here still raise.
-    """
-    settings = {name: value for name, value in settings.items() if value is not None}
-    if settings.get("decoder") == "greedy":
-        config = dataclasses.replace(config, decoder="greedy", lm_path=None, hotwords=None)
-    return dataclasses.replace(config, **settings)
-
-
-def _typed(name: str, value):
-    """A YAML value checked against the DecoderConfig field it sets."""
-    if name in ("decoder", "lm_path"):
-        if not isinstance(value, str):
-            raise ValueError(f"{name}: expected a string, got {value!r}")
-        return value
-    if name == "hotwords":
-        if isinstance(value, str):
-            return parse_hotwords(value)
-        if not isinstance(value, Mapping):
-            raise ValueError(f"hotwords: expected word: weight pairs, got {value!r}")
-        return {str(word): _number(f"hotwords.{word}", weight) for word, weight in value.items()}
-    number = _number(name, value)
-    if name == "beam_width":
-        if number != int(number):
-            raise ValueError(f"beam_width: expected a whole number, got {value!r}")
-        return int(number)
-    return number
-
-
-def _number(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    return float(value)
-
-
-def _first_line(error: Exception) -> str:
-    return getattr(error, "strerror", None) or str(error).splitlines()[0]

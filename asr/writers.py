@@ -27,10 +27,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from asr.errors import UsageError
 from asr.subtitles import to_srt, to_vtt
 
 FORMATS = ("txt", "json", "jsonl", "srt", "vtt")
 PER_FILE_FORMATS = ("txt", "json", "srt", "vtt")
+DEFAULT_FORMATS = ("txt", "jsonl")
 TRANSCRIPTS = "transcripts.jsonl"
 FAILURES = "failures.jsonl"
 CHECKPOINT_SECONDS = 30.0
@@ -38,13 +40,13 @@ _TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")
 
 
 def parse_formats(spec: str) -> tuple[str, ...]:
-    """'txt,json' or 'all' -> output formats; raises ValueError naming an unknown one."""
+    """'txt,json' or 'all' -> output formats; raises UsageError naming an unknown one."""
     names = [name.strip().lower() for name in spec.split(",") if name.strip()]
     if "all" in names:
         return FORMATS
     for name in names or [spec]:
         if name not in FORMATS:
-            raise ValueError(f"unknown output format {name!r} (expected {', '.join(FORMATS)} or all)")
+            raise UsageError(f"unknown output format {name!r} (expected {', '.join(FORMATS)} or all)")
     return tuple(dict.fromkeys(names))
 
 

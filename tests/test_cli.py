@@ -1,5 +1,7 @@
 """End to end through the command line: train, transcribe, evaluate, errors and exit codes."""
 
+import argparse
+import html
 import json
 import subprocess
 import sys
@@ -90,3 +92,88 @@ def test_malformed_shared_files_are_each_reported_in_one_line(trained_model, sha
     errors = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert sorted(line.split(": ")[2] for line in errors) == sorted(map(str, malformed))
+
+
+def test_a_bug_shows_its_traceback_rather_than_a_usage_line(tmp_path, monkeypatch):
+    """Before, every ValueError, an internal shape bug included, became `asr: error:` and exit 2."""
+    text = tmp_path / "corpus.txt"
+    text.write_text("the cat sat\n")
+
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together with shapes (3,) (4,)")
+
+    monkeypatch.setattr("asr.lm.NGramModel.save_arpa", broken)
+    with pytest.raises(ValueError, match="broadcast"):
+        main(["build-lm", "--text", str(text), "--out", str(tmp_path / "lm.arpa")])
+
+
+def test_a_job_that_fails_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
+    from asr.train import TrainingDiverged
+
+    def diverge(*args, **kwargs):
+        raise TrainingDiverged("epoch 1, batch 3: loss inf (limit train.max_loss=1e+04); utterances: a, b")
+
+    monkeypatch.setattr("asr.train.train", diverge)
+    assert main(["train", "--config", "configs/demo.yaml", "--output", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err == ("asr: error: epoch 1, batch 3: loss inf (limit train.max_loss=1e+04); "
+                                       "utterances: a, b\n")
+
+
+def test_help_shows_the_library_defaults():
+    """Defaults are read from the library (dataclasses and signatures), never typed twice."""
+    from asr.cli import _parser
+    from asr.decode import DecoderConfig
+
+    commands = _parser()._subparsers._group_actions[0].choices
+    transcribe = commands["transcribe"].format_help()
+    assert "chunks decoded together (default: 16)" in transcribe
+    assert f"LM weight (default {DecoderConfig.alpha})" in transcribe
+    assert f"default {DecoderConfig.beam_width}" in commands["evaluate"].format_help()
+    parsers = list(commands.items())
+    while parsers:  # every option with a default has help text, so that --help shows the default
+        name, parser = parsers.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += [(f"{name} {sub}", subparser) for sub, subparser in action.choices.items()]
+            elif action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):
+                assert action.help, f"asr {name} {action.option_strings[0]}"
+
+
+def test_a_folder_scan_reports_broken_audio_and_tensorflow_says_nothing(trained_model, tmp_path, tone_wav):
+    """One real `asr transcribe` process: TensorFlow's start-up lines (cuInit error included)
+    used to come first; a .wav that cannot be parsed used to vanish from a folder scan."""
+    tone_wav("in/good.wav", seconds=1.0)
+    (tmp_path / "in" / "broken.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    result = subprocess.run([sys.executable, "-m", "asr.cli", "transcribe", str(tmp_path / "in"),
+                             "--model", str(trained_model), "--output-dir", str(tmp_path / "out"), "-q"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stdout.endswith("1 transcribed, 0 already done, 1 failed -> " + str(tmp_path / "out") + "\n")
+    assert result.stderr.splitlines() == [
+        f"asr: error: {tmp_path / 'in' / 'broken.wav'}: not a recognised audio format "
+        + result.stderr.split("not a recognised audio format ", 1)[-1].strip()]
+
+
+def test_every_malformed_shared_file_in_a_folder_is_a_failure(trained_model, shared_data, tmp_path, capsys):
+    folder = shared_data / "realworld" / "malformed"
+    assert main(["transcribe", str(folder), "--model", str(trained_model), "--output-dir", str(tmp_path)]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert sorted(line.split(": ")[2] for line in errors) == sorted(map(str, folder.iterdir()))
+
+
+@pytest.mark.parametrize("normalizer, wer, named", [
+    ("training", 2 / 3, "training (asr.text.normalize"),
+    ("none", 1.0, "none (texts scored as written"),
+    ("whisper", 0.0, "whisper (OpenAI Whisper's EnglishTextNormalizer"),
+])
+def test_evaluate_scores_with_the_chosen_normaliser(tmp_path, normalizer, wer, named):
+    pytest.importorskip("whisper_normalizer")
+    (tmp_path / "ref.jsonl").write_text(json.dumps({"audio_filepath": "a.wav", "text": "Mr. Smith's colour"}) + "\n")
+    (tmp_path / "hyp.jsonl").write_text(json.dumps({"id": "a", "text": "mister smith's color"}) + "\n")
+    assert main(["evaluate", "--ref", str(tmp_path / "ref.jsonl"), "--hyp", str(tmp_path / "hyp.jsonl"),
+                 "--normalizer", normalizer, "--output-dir", str(tmp_path / "report")]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["summary"]["wer"] == pytest.approx(wer, abs=0.01)
+    assert report["metadata"]["normalization"].startswith(named)
+    assert named in (tmp_path / "report" / "report.md").read_text()
+    assert html.escape(named) in (tmp_path / "report" / "report.html").read_text()

@@ -1,10 +1,14 @@
+import dataclasses
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from asr.config import (ConfigError, DataConfig, ExperimentConfig, FeatureConfig, TrainConfig,
-                        load_config, save_config, to_dict)
+from asr.config import (AugmentConfig, ConfigError, DataConfig, ExperimentConfig, FeatureConfig,
+                        ModelConfig, TrainConfig, load_config, save_config, to_dict)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -56,8 +60,55 @@ def test_float_fields_accept_exponent_notation(tmp_path):
                                       "train.bucket_boundaries=[1, two]"])
 def test_float_fields_reject_non_numbers(override):
     key = override.partition("=")[0]
-    with pytest.raises(ConfigError, match=f"config.{key}: expected a number"):
+    with pytest.raises(ConfigError, match=f"^{key}(\\[1\\])?: expected a number"):
         load_config(overrides=[override])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochs=abc", "train.epochs: expected an integer, got 'abc'"),
+    ("train.epochs=2.5", "train.epochs: expected an integer, got 2.5"),
+    ("train.epochs=true", "train.epochs: expected an integer, got True"),
+    ("model.layer_norm=yes please", "model.layer_norm: expected true or false, got 'yes please'"),
+    ("model.layer_norm=1", "model.layer_norm: expected true or false, got 1"),
+    ("data.train_manifest=5", "data.train_manifest: expected a string, or null, got 5"),
+    ("data.test_manifests=a.jsonl", "data.test_manifests: expected a list of strings, got 'a.jsonl'"),
+    ("data.test_manifests=[a.jsonl, 3]", "data.test_manifests[1]: expected a string, got 3"),
+    ("model.projection_units=wide", "model.projection_units: expected an integer, or null, got 'wide'"),
+    ("features.fmax=[1]", "features.fmax: expected a number, or null, got [1]"),
+    ("model.subsampling=3", "model.subsampling: expected one of 1, 2, 4, got 3"),
+    ("features.kind=pitch", "features.kind: expected one of 'logmel', 'mfcc', got 'pitch'"),
+    ("features.standardize=global", "features.standardize: expected one of 'utterance', 'none'"),
+    ("train.lr_schedule=linear", "train.lr_schedule: expected one of 'plateau', 'cosine', 'exponential'"),
+    ("train.strategy=tpu", "train.strategy: expected one of 'default', 'mirrored', 'multi_worker'"),
+    ("train.warmup_epochs=1", "train.warmup_epochs: needs lr_schedule cosine or exponential"),
+    ("augment.speed_factors={0.9: 1}", "augment.speed_factors: expected a list of numbers"),
+])
+def test_every_field_is_checked_at_load_time_by_its_key_path(override, message):
+    """Before, only float fields were checked: `train.epochs=abc` got past loading."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(overrides=[override])
+    assert str(caught.value).startswith(message)
+
+
+def test_choices_and_types_are_checked_when_a_config_is_made_in_python_too():
+    with pytest.raises(ConfigError, match="subsampling: expected one of 1, 2, 4, got 8"):
+        ModelConfig(subsampling=8)
+    assert ModelConfig(subsampling=2).subsampling == 2
+    assert TrainConfig(bucket_boundaries=[1, 2]).bucket_boundaries == (1.0, 2.0)
+
+
+def test_the_file_is_named_before_the_key_path(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  epochs: abc\n")
+    with pytest.raises(ConfigError, match=r"run\.yaml: train\.epochs: expected an integer, got 'abc'$"):
+        load_config(path)
+
+
+def test_the_old_feature_normalize_key_still_loads(tmp_path):
+    """Models and configs saved before the rename carry `features.normalize`."""
+    path = tmp_path / "old.yaml"
+    path.write_text("features:\n  normalize: none\n")
+    assert load_config(path).features.standardize == "none"
 
 
 def test_overrides_apply_on_top_of_the_file(tmp_path):
@@ -82,14 +133,16 @@ def test_unknown_override_keys_are_named(overrides, name):
 def test_unknown_file_keys_are_named_with_their_section(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("features:\n  n_mel: 40\n")
-    with pytest.raises(ConfigError, match=r"run\.yaml\.features: unknown key\(s\) n_mel"):
+    with pytest.raises(ConfigError, match=r"run\.yaml: features: unknown key\(s\) n_mel"):
         load_config(path)
 
 
 @pytest.mark.parametrize("override, reason", [
     ("epochs", "not of the form"),
     ("=3", "not of the form"),
-    ("train.epochs.value=3", "config.train.epochs: is a value, not a section"),
+    ("train.epochs.value=3", "train.epochs: expected an integer, got {'value': 3}"),
+    ("train..epochs=3", "not of the form"),
+    ("train.epochs=[", "not a YAML value"),
 ])
 def test_malformed_overrides(override, reason):
     with pytest.raises(ConfigError, match=reason):
@@ -129,3 +182,60 @@ def test_a_section_that_is_not_a_mapping(tmp_path):
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda path: path.name)
 def test_shipped_configs_load(path):
     assert isinstance(load_config(path), ExperimentConfig)
+
+
+# Fuzzing: whatever YAML or overrides come in, loading gives a config or a ConfigError.
+SECTIONS = {field.name: field.type for field in dataclasses.fields(ExperimentConfig)}
+KEYS = sorted({f.name for cls in (FeatureConfig, ModelConfig, TrainConfig, DataConfig, AugmentConfig)
+               for f in dataclasses.fields(cls)} | {"normalize"})
+CHOICES = ["logmel", "mfcc", "utterance", "none", "plateau", "cosine", "exponential", "default",
+           "mirrored", "multi_worker", 1, 2, 4]
+SCALARS = (st.none() | st.booleans() | st.integers(-10**400, 10**400) | st.floats()
+           | st.text(max_size=12) | st.sampled_from(CHOICES))
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner, max_size=3),
+                      max_leaves=8)
+TREES = VALUES | st.dictionaries(
+    st.sampled_from(list(SECTIONS)) | st.text(max_size=6),
+    VALUES | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), VALUES, max_size=6), max_size=5)
+OVERRIDES = st.lists(st.builds("{}={}".format, st.builds(
+    "{}.{}".format, st.sampled_from(list(SECTIONS)), st.sampled_from(KEYS)) | st.text(max_size=12),
+    st.text(max_size=12) | VALUES.map(lambda value: yaml.safe_dump(value).strip())), max_size=4)
+EXAMPLES = [pytest.param(1000, id="1000"), pytest.param(25_000, id="25000", marks=pytest.mark.slow)]
+
+
+def _loads_or_config_error(path, overrides=()):
+    try:
+        config = load_config(path, overrides)
+    except ConfigError as error:
+        assert "\n" not in str(error)
+        return
+    assert isinstance(config, ExperimentConfig)
+    save_config(config, path.with_name("saved.yaml"))  # whatever loads saves, and loads again
+    load_config(path.with_name("saved.yaml"))
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_fuzzed_yaml_trees_load_or_raise_config_error(tmp_path, examples):
+    @settings(max_examples=examples, deadline=None, database=None)
+    @given(tree=TREES, overrides=OVERRIDES)
+    def check(tree, overrides):
+        path = tmp_path / "run.yaml"
+        path.write_text(yaml.safe_dump(tree))
+        _loads_or_config_error(path, overrides)
+
+    check()
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_fuzzed_yaml_text_loads_or_raises_config_error(tmp_path, examples):
+    @settings(max_examples=examples, deadline=None, database=None)
+    @given(tree=TREES, cut=st.integers(0, 200), noise=st.text(max_size=8) | st.binary(max_size=8))
+    def check(tree, cut, noise):
+        text = yaml.safe_dump(tree).encode()
+        noise = noise.encode() if isinstance(noise, str) else noise
+        path = tmp_path / "run.yaml"
+        path.write_bytes(text[:cut] + noise + text[cut:])
+        _loads_or_config_error(path)
+
+    check()

@@ -17,4 +17,4 @@ def test_report_matches_jiwer_on_the_model_output(trained_model, speech_corpus, 
     hypotheses = [row["hypothesis"] for row in saved["utterances"]]
     assert [row["reference"] for row in saved["utterances"]] == references
     assert saved["summary"]["wer"] == jiwer.wer(references, hypotheses)
-    assert saved["metadata"]["normalization"].startswith("asr.text.normalize")
+    assert saved["metadata"]["normalization"].startswith("training (asr.text.normalize")

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from asr import audio
 from asr.inputs import expand_inputs, find_audio, read_csv_manifest
 from asr.manifest import ManifestError
 
@@ -21,6 +22,36 @@ def tree(tmp_path, tone_wav):
 
 def test_folders_are_searched_recursively_for_audio_by_content(tmp_path, tree):
     assert find_audio(tmp_path / "a") == [tree["pcm.raw"], tree["renamed"], tree["two.flac"], tree["one.wav"]]
+
+
+def test_a_broken_file_with_an_audio_name_is_found_so_that_it_is_reported(tmp_path, tree):
+    """Before, a folder scan dropped `.wav` files libsndfile cannot parse without a word."""
+    broken = tmp_path / "a" / "broken.wav"
+    broken.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    assert str(broken) in find_audio(tmp_path / "a")
+    assert str(tmp_path / "a" / "notes.txt") not in find_audio(tmp_path / "a")
+
+
+def test_a_file_that_cannot_be_opened_is_found_not_taken_for_non_audio(tmp_path, tree, monkeypatch):
+    with pytest.raises(FileNotFoundError):
+        audio.is_audio(tmp_path / "missing")
+    locked = str(tmp_path / "a" / "notes.txt")
+
+    def is_audio(path):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_is_audio(path)
+
+    real_is_audio = audio.is_audio
+    monkeypatch.setattr(audio, "is_audio", is_audio)
+    assert locked in find_audio(tmp_path / "a")
+
+
+def test_csv_manifests_that_are_not_utf8_name_the_file(tmp_path):
+    table = tmp_path / "list.csv"
+    table.write_bytes("path\ncafé.wav\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match=rf"^{table}: not UTF-8 text"):
+        read_csv_manifest(table)
 
 
 def test_globs_the_shell_left_alone_are_expanded(tmp_path, tree):

@@ -128,9 +128,9 @@ def test_load_language_model_rejects_missing_and_unknown_files(tmp_path):
 
 
 def test_builder_rejects_empty_input():
-    with pytest.raises(ValueError, match="no sentences"):
+    with pytest.raises(LanguageModelError, match="no sentences"):
         build_kneser_ney([])
-    with pytest.raises(ValueError, match="order"):
+    with pytest.raises(LanguageModelError, match="order"):
         build_kneser_ney(["a"], order=0)
 
 

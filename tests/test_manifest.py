@@ -89,6 +89,16 @@ def test_malformed_lines_name_file_and_line(tmp_path, line, reason):
     assert message.startswith(f"{path}:2: ") and "\n" not in message
 
 
+def test_invalid_utf8_and_missing_files_name_the_manifest(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"audio_filepath": "a.wav", "text": "ok"}\n'
+                     + '{"audio_filepath": "b.wav", "text": "café"}\n'.encode("latin-1"))
+    with pytest.raises(ManifestError, match=rf"^{path}:2: not UTF-8 text \(byte 41 of the line\)$"):
+        read_manifest(path)
+    with pytest.raises(ManifestError, match=rf"^{tmp_path / 'missing.jsonl'}: cannot be read"):
+        read_manifest(tmp_path / "missing.jsonl")
+
+
 def test_key_prefers_the_id_then_the_file_stem():
     assert Utterance("/data/clips/one.flac", 1.0, id="utt-7").key == "utt-7"
     assert Utterance("/data/clips/one.flac", 1.0).key == "one"

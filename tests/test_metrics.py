@@ -66,8 +66,8 @@ def test_utterance_counts_sum_to_corpus_and_match_jiwer_per_pair():
 
 def test_alignment_reconstructs_both_sides():
     [utterance] = utterance_errors(["the cat sat on the mat"], ["so the bat sat on mat"])
-    reference = [word for chunk in utterance.alignment for word in chunk.reference]
-    hypothesis = [word for chunk in utterance.alignment for word in chunk.hypothesis]
+    reference = [word for span in utterance.alignment for word in span.reference]
+    hypothesis = [word for span in utterance.alignment for word in span.hypothesis]
     assert " ".join(reference) == "the cat sat on the mat"
     assert " ".join(hypothesis) == "so the bat sat on mat"
     assert (utterance.substitutions, utterance.deletions, utterance.insertions) == (1, 1, 1)

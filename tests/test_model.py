@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from asr.config import FeatureConfig, ModelConfig
-from asr.model import build_model, load_model
+from asr.config import ConfigError, FeatureConfig, ModelConfig
+from asr.model import ModelError, build_model, load_model
 from asr.text import Vocabulary
 
 FEATURES = FeatureConfig(n_mels=16)
@@ -67,10 +67,22 @@ def test_save_and_load_with_safe_mode(tmp_path):
 def test_load_rejects_a_model_that_is_not_ours(tmp_path):
     other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     other.save(tmp_path / "other.keras")
-    with pytest.raises(ValueError, match="not an asr model"):
+    with pytest.raises(ModelError, match="not an asr model"):
         load_model(tmp_path / "other.keras")
 
 
+def test_a_file_that_is_not_a_keras_model_says_so(tmp_path):
+    """Keras itself calls a file of random bytes "File not found"."""
+    noise = tmp_path / "noise.keras"
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ModelError, match=r"noise\.keras: not a Keras model file"):
+        load_model(noise)
+    with pytest.raises(ModelError, match=r"missing\.keras: no such file"):
+        load_model(tmp_path / "missing.keras")
+    with pytest.raises(ModelError, match="not a file"):
+        load_model(tmp_path)
+
+
 def test_unsupported_subsampling_is_rejected():
-    with pytest.raises(ValueError, match="subsampling"):
-        build_model(Vocabulary(), FEATURES, ModelConfig(subsampling=3))
+    with pytest.raises(ConfigError, match="subsampling: expected one of 1, 2, 4, got 3"):
+        ModelConfig(subsampling=3)

@@ -1,6 +1,6 @@
 import pytest
 
-from asr.text import BLANK, DEFAULT_CHARACTERS, Vocabulary, normalize
+from asr.text import BLANK, DEFAULT_CHARACTERS, Vocabulary, VocabularyError, normalize
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -61,5 +61,5 @@ def test_covers():
 
 
 def test_repeated_characters_are_rejected():
-    with pytest.raises(ValueError, match="repeated"):
+    with pytest.raises(VocabularyError, match="repeated"):
         Vocabulary("abca")

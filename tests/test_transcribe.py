@@ -154,7 +154,7 @@ def test_long_speech_is_chunked_into_one_timeline(model, speech_corpus, tmp_path
 
 class LoudnessRecognizer(SpeechRecognizer):
     """A stand-in acoustic model whose right answer is known: it hears "a" in every
-    logit frame louder than the chunk's average (features are normalised per chunk)
+    logit frame louder than the chunk's average (features are standardised per chunk)
     and a space in the others, so each loud stretch of audio is one word."""
 
     def call(self, inputs, training=None):

@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 
 from asr.cli import main
-from asr.config import ConfigError
-from asr.decode import DecoderConfig
+from asr.decode import load_decoder_config
 from asr.lm import LanguageModelError, build_kneser_ney, load_language_model
 from asr.text import Vocabulary
-from asr.tune import (format_tuning, grid_search, load_decoder_config, override_decoder_config,
-                      read_sentences, save_decoder_config)
+from asr.errors import UsageError
+from asr.tune import format_tuning, grid_search, read_sentences
 from ctc_logits import frames, spell
 
 VOCABULARY = Vocabulary()
@@ -52,55 +51,8 @@ def test_a_process_pool_gives_the_same_table(dev_set):
 
 def test_grid_search_rejects_an_empty_grid(dev_set):
     logits, references, lm = dev_set
-    with pytest.raises(ValueError, match="at least one alpha"):
+    with pytest.raises(UsageError, match="at least one alpha"):
         grid_search(logits, references, VOCABULARY, lm, (), BETAS)
-
-
-def test_decoder_config_round_trips_through_yaml(tmp_path):
-    (tmp_path / "lms").mkdir()
-    config = DecoderConfig("beam", 32, tmp_path / "lms" / "words.arpa", 0.75, 2.0, {"cat": 3.0}, -8.0)
-    save_decoder_config(config, tmp_path / "decode.yaml", comment="tuned on dev\nWER 1%")
-    text = (tmp_path / "decode.yaml").read_text()
-    assert text.startswith("# tuned on dev\n# WER 1%\n") and "lm_path: lms/words.arpa" in text
-    loaded = load_decoder_config(tmp_path / "decode.yaml")
-    assert loaded == DecoderConfig("beam", 32, str(tmp_path / "lms" / "words.arpa"), 0.75, 2.0,
-                                   {"cat": 3.0}, -8.0)
-
-
-@pytest.mark.parametrize("content, reason", [
-    ("decoder: beam\nwidth: 8\n", "unknown key(s) width"),
-    ("decoder: beam\nbeam_width: wide\n", "beam_width: expected a number"),
-    ("decoder: beam\nbeam_width: 2.5\n", "expected a whole number"),
-    ("decoder: beam\nalpha: true\n", "alpha: expected a number"),
-    ("decoder: beam\nhotwords: [cat]\n", "hotwords: expected word: weight pairs"),
-    ("- beam\n", "expected a mapping"),
-    ("decoder: wide\n", "unknown decoder 'wide'"),
-    ("decoder: [beam\n", "cannot read decoding config"),
-])
-def test_bad_decoding_configs_name_the_file_and_the_reason(tmp_path, content, reason):
-    path = tmp_path / "decode.yaml"
-    path.write_text(content)
-    with pytest.raises(ConfigError, match="decode.yaml: ") as error:
-        load_decoder_config(path)
-    assert reason in str(error.value) and "\n" not in str(error.value)
-
-
-def test_a_missing_decoding_config_is_a_usage_error(trained_model, speech_corpus, tmp_path, capsys):
-    with pytest.raises(ConfigError, match="missing.yaml: cannot read decoding config"):
-        load_decoder_config(tmp_path / "missing.yaml")
-    assert main(["evaluate", "--model", str(trained_model), "--manifest", str(speech_corpus["test"]),
-                 "--decode-config", str(tmp_path / "missing.yaml")]) == 2
-    assert capsys.readouterr().err.count("\n") == 1
-
-
-def test_flags_override_the_file_and_greedy_drops_its_lm():
-    from_file = DecoderConfig("beam", 32, "words.arpa", 0.75, 2.0)
-    assert override_decoder_config(from_file, beam_width=4, alpha=None) == DecoderConfig(
-        "beam", 4, "words.arpa", 0.75, 2.0)
-    greedy = override_decoder_config(from_file, decoder="greedy")
-    assert greedy == DecoderConfig("greedy", 32, None, 0.75, 2.0)
-    with pytest.raises(ValueError, match="need the beam decoder"):
-        override_decoder_config(from_file, decoder="greedy", lm_path="other.arpa")
 
 
 def test_read_sentences_normalises_text_and_transcripts(tmp_path):

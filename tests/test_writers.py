@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from asr import writers
+from asr.errors import UsageError
 from asr.transcribe import Transcript, Word
 from asr.writers import (TranscriptWriter, output_stems, parse_formats, remove_stale_temporaries,
                          write_atomically)
@@ -19,9 +20,9 @@ def done(path, text="hello world"):
 def test_formats_parse_from_a_comma_list_or_all():
     assert parse_formats("txt, SRT,txt") == ("txt", "srt")
     assert parse_formats("all") == ("txt", "json", "jsonl", "srt", "vtt")
-    with pytest.raises(ValueError, match="'docx'"):
+    with pytest.raises(UsageError, match="'docx'"):
         parse_formats("txt,docx")
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         parse_formats("")
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import SAMPLE_RATE, resample
+from asr.errors import JobFailed
 
 # Values from espeak-ng's speak_lib.h.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -37,7 +38,7 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, 
 _LOCK = threading.Lock()
 
 
-class EspeakError(RuntimeError):
+class EspeakError(JobFailed):
     """eSpeak NG could not synthesise a request."""
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import soundfile
 
 from asr.audio import load_audio
+from asr.errors import AsrError
 from asr.manifest import Utterance, write_manifest
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -39,7 +40,7 @@ DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 FORMAT_VERSION = 1
 
 
-class CorpusError(ValueError):
+class CorpusError(AsrError):
     """A corpus source that cannot be prepared; the message names the path and the reason."""
 
 
