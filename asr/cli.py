@@ -37,8 +37,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's logging once it is set up
+    if not args.verbose:  # TensorFlow's native logging once set up, errors included (see asr.quiet)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         return args.handler(args)
     except AsrError as error:

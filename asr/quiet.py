@@ -7,7 +7,9 @@ descriptor 2 before absl logging is set up, so TF_CPP_MIN_LOG_LEVEL does not
 stop them and neither can Python's sys.stderr. The wheel prints the import lines
 twice, in one process: `tensorflow.python.profiler.internal._pywrap_profiler_plugin`,
 which `import tensorflow` loads eagerly, carries its own copy of the code that
-prints them.
+prints them. Once logging is set up, TF_CPP_MIN_LOG_LEVEL=3 silences the rest
+(such as "E0000 ... oneDNN supports DT_BOOL only on platforms with AVX-512"
+when training starts); the command line sets it unless --verbose.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 import argparse
 import html
 import json
+import os
 import subprocess
 import sys
 
@@ -142,11 +143,13 @@ def test_help_shows_the_library_defaults():
 def test_a_folder_scan_reports_broken_audio_and_tensorflow_says_nothing(trained_model, tmp_path, tone_wav):
     """One real `asr transcribe` process: TensorFlow's start-up lines (cuInit error included)
     used to come first; a .wav that cannot be parsed used to vanish from a folder scan."""
+    (tmp_path / "in").mkdir()
     tone_wav("in/good.wav", seconds=1.0)
     (tmp_path / "in" / "broken.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    environment = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run([sys.executable, "-m", "asr.cli", "transcribe", str(tmp_path / "in"),
                              "--model", str(trained_model), "--output-dir", str(tmp_path / "out"), "-q"],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, env=environment)
     assert result.returncode == 1
     assert result.stdout.endswith("1 transcribed, 0 already done, 1 failed -> " + str(tmp_path / "out") + "\n")
     assert result.stderr.splitlines() == [

@@ -174,11 +174,11 @@ def test_decoder_config_round_trips_through_yaml(tmp_path):
     ("decoder: [beam\n", "cannot read decoding config"),
 ])
 def test_bad_decoding_configs_name_the_file_and_the_reason(tmp_path, content, reason):
-    path = tmp_path / "decode.yaml"
-    path.write_text(content)
-    with pytest.raises(ConfigError, match="decode.yaml: ") as error:
-        load_decoder_config(path)
-    assert reason in str(error.value) and "\n" not in str(error.value)
+    (tmp_path / "decode.yaml").write_text(content)
+    with pytest.raises(ConfigError) as error:
+        load_decoder_config(tmp_path / "decode.yaml")
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'decode.yaml'}: ") and reason in message and "\n" not in message
 
 
 def test_a_missing_decoding_config_is_a_usage_error(trained_model, speech_corpus, tmp_path, capsys):
