@@ -139,7 +139,7 @@ def load_config(path=None, overrides=()) -> ExperimentConfig:
     """
     tree = {} if path is None else read_yaml(path, "configuration")
     for override in overrides:
-        tree = apply_override(tree, override)
+        tree = _apply_override(tree, override)
     try:
         return from_dict(ExperimentConfig, tree)
     except ConfigError as error:
@@ -161,7 +161,7 @@ def read_yaml(path, what: str = "configuration"):
         raise ConfigError(f"{path}: cannot read {what} ({_one_line(error)})") from None
 
 
-def apply_override(tree, override: str) -> dict:
+def _apply_override(tree, override: str) -> dict:
     """`tree` with `section.key=value` set; the value is read as YAML (`[1, 2]`, `null`, `true`)."""
     key, separator, text = override.partition("=")
     *sections, leaf = key.strip().split(".")
@@ -277,8 +277,7 @@ def _expected(kind) -> str:
     return _NAMES.get(kind, f"a {getattr(kind, '__name__', kind)}")
 
 
-_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-          Path: "a path"}
+_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 _PLURALS = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
 
 

@@ -34,8 +34,8 @@ class SpeechRecognizer(keras.Model):
     def __init__(self, characters: str, features: dict, model: dict, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary = Vocabulary(characters)
-        self.feature_config = from_dict(FeatureConfig, features)
-        self.model_config = from_dict(ModelConfig, model)
+        self.feature_config = from_dict(FeatureConfig, features, "features.")
+        self.model_config = from_dict(ModelConfig, model, "model.")
         config = self.model_config
         self.convolutions = [
             keras.layers.Conv2D(config.conv_channels, 3, strides=2, padding="valid",

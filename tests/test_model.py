@@ -1,3 +1,6 @@
+import json
+import zipfile
+
 import keras
 import numpy as np
 import pytest
@@ -81,6 +84,22 @@ def test_a_file_that_is_not_a_keras_model_says_so(tmp_path):
         load_model(tmp_path / "missing.keras")
     with pytest.raises(ModelError, match="not a file"):
         load_model(tmp_path)
+
+
+def test_a_model_file_with_an_invalid_config_names_the_key(tmp_path):
+    model = build_model(Vocabulary(), FEATURES, SMALL)
+    model.save(tmp_path / "good.keras")
+    with zipfile.ZipFile(tmp_path / "good.keras") as good, zipfile.ZipFile(tmp_path / "bad.keras", "w") as bad:
+        for name in good.namelist():
+            content = good.read(name)
+            if name == "config.json":
+                config = json.loads(content)
+                config["config"]["model"]["subsampling"] = 3
+                content = json.dumps(config)
+            bad.writestr(name, content)
+    with pytest.raises(ModelError, match=r"bad\.keras: holds an invalid asr model config "
+                                         r"\(model\.subsampling: expected one of 1, 2, 4, got 3\)"):
+        load_model(tmp_path / "bad.keras")
 
 
 def test_unsupported_subsampling_is_rejected():
