@@ -19,7 +19,7 @@ import tensorflow as tf
 from asr.config import FeatureConfig, ModelConfig, load_config
 from asr.data import BatchSampler
 from asr.manifest import Utterance, write_manifest
-from asr.model import build_model, load_model
+from asr.model import ModelError, build_model, load_model
 from asr.text import Vocabulary
 from asr.train import (LossGuard, TrainingDiverged, WarmupDecay, copy_weights, precision_policy,
                        train)
@@ -172,10 +172,10 @@ def test_fine_tuning_copies_all_but_a_new_output_layer():
     for old, new in zip(source.layers[:-1], letters.layers[:-1]):
         for a, b in zip(old.get_weights(), new.get_weights()):
             np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match=r"other features \(features.n_mels\)"):
+    with pytest.raises(ModelError, match=r"other features \(features.n_mels\)"):
         copy_weights(source, build_model(Vocabulary(), FeatureConfig(n_mels=20), model_config))
     wider = ModelConfig(conv_channels=4, lstm_units=12, lstm_layers=1, dropout=0.0)
-    with pytest.raises(ValueError, match="model section must match"):
+    with pytest.raises(ModelError, match="model section must match"):
         copy_weights(source, build_model(Vocabulary(), features, wider))
 
 
