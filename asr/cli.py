@@ -125,23 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         "transcribe", help="transcribe files, folders, globs, manifests or paths on stdin",
         description="Outputs mirror the inputs' layout under --output-dir; a rerun skips files "
                     "already done. Exit status: 0 all done, 1 some files failed, 2 usage error.")
-    transcribe.add_argument("inputs", nargs="+", metavar="INPUT",
-                            help="audio file, folder (searched recursively), glob pattern, "
-                                 ".jsonl or .csv manifest, or - to read paths from stdin")
-    transcribe.add_argument("--model", required=True, type=Path)
-    transcribe.add_argument("--output-dir", type=Path, default=Path("transcripts"), help="output folder")
-    transcribe.add_argument("--format", default=",".join(DEFAULT_FORMATS),
-                            help="comma-separated: txt, json (with word times), jsonl (one summary "
-                                 "file), srt, vtt, or all")
-    transcribe.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
-    transcribe.add_argument("--file-timeout", type=float, metavar="SECONDS",
-                            help="fail a file whose reading and decoding take longer")
-    transcribe.add_argument("--chunk-seconds", type=float, default=MAX_SECONDS,
-                            help="longest piece of audio decoded at once; longer files are cut at pauses")
-    transcribe.add_argument("--batch-size", type=int, default=_default(transcribe_files, "batch_size"),
-                            help="chunks decoded together")
-    transcribe.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _add_decoder_arguments(transcribe)
+    add_transcribe_arguments(transcribe)
     transcribe.set_defaults(handler=_transcribe)
 
     evaluate = commands.add_parser(
@@ -193,6 +177,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
+    """`asr transcribe`'s arguments, shared with the distributed pipelines (`pipelines/`)."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="audio file, folder (searched recursively), glob pattern, "
+                             ".jsonl or .csv manifest, or - to read paths from stdin")
+    parser.add_argument("--model", required=True, type=Path)
+    parser.add_argument("--output-dir", type=Path, default=Path("transcripts"), help="output folder")
+    parser.add_argument("--format", default=",".join(DEFAULT_FORMATS),
+                        help="comma-separated: txt, json (with word times), jsonl (one summary "
+                             "file), srt, vtt, or all")
+    parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
+    parser.add_argument("--file-timeout", type=float, metavar="SECONDS",
+                        help="fail a file whose reading and decoding take longer")
+    parser.add_argument("--chunk-seconds", type=float, default=MAX_SECONDS,
+                        help="longest piece of audio decoded at once; longer files are cut at pauses")
+    parser.add_argument("--batch-size", type=int, default=_default(transcribe_files, "batch_size"),
+                        help="chunks decoded together")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_decoder_arguments(parser)
+
+
 def _numbers(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(item) for item in text.split(",") if item.strip())
@@ -208,7 +213,7 @@ def _add_config_arguments(parser, default=None):
 
 
 def _add_decoder_arguments(parser):
-    # Defaults are None so that _decoder can tell given flags from --decode-config's values.
+    # Defaults are None so that decoder_config can tell given flags from --decode-config's values.
     group = parser.add_argument_group("decoding (flags override --decode-config)")
     group.add_argument("--decode-config", type=Path, help="decoding YAML, e.g. from `asr tune-lm --output`")
     group.add_argument("--decoder", choices=choices(DecoderConfig, "decoder"),
@@ -220,7 +225,8 @@ def _add_decoder_arguments(parser):
     group.add_argument("--hotwords", help="words to boost: word[:weight],... (beam decoder)")
 
 
-def _decoder(args):
+def decoder_config(args):
+    """The DecoderConfig that --decode-config and the decoding flags describe."""
     from asr.decode import load_decoder_config, override_decoder_config, parse_hotwords
 
     config = load_decoder_config(args.decode_config) if args.decode_config else DecoderConfig()
@@ -281,7 +287,7 @@ def _transcribe(args) -> int:
     from asr.writers import TranscriptWriter, parse_formats
 
     formats = parse_formats(args.format)
-    decoder = _decoder(args)
+    decoder = decoder_config(args)
     paths = expand_inputs(args.inputs)
     if not paths:
         raise UsageError(f"no audio files in {' '.join(args.inputs)}")
@@ -327,7 +333,7 @@ def _evaluate(args) -> int:
         return EXIT_OK
     if not (args.model and args.manifest):
         raise UsageError("give --model and --manifest, or --ref and --hyp, or --compare A B")
-    decoder = _decoder(args)
+    decoder = decoder_config(args)
     _start_tensorflow(args)
     report, paths, failures = evaluate_model(args.model, args.manifest, args.output_dir, batch_size=args.batch_size,
                                        decoder=decoder, normalizer=args.normalizer)

@@ -9,6 +9,7 @@ one of them from command-line style settings, with its YAML form (the file
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import math
 import os
@@ -298,12 +299,17 @@ class DecoderConfig(Checked):
         if self.decoder == "greedy" and (self.lm_path or self.hotwords):
             raise ConfigError("a language model and hotwords need the beam decoder (--decoder beam)")
 
+    @functools.cached_property
+    def language_model(self) -> LanguageModel | None:
+        """The LM at `lm_path`, loaded on first use and kept with this config, so that a
+        process decoding many batches (a pipeline's worker) loads it once."""
+        return load_language_model(self.lm_path) if self.lm_path else None
+
     def build(self, vocabulary: Vocabulary) -> GreedyDecoder | BeamSearchDecoder:
         """The decoder, its LM loaded; raises LanguageModelError for an unusable LM file."""
         if self.decoder == "greedy":
             return GreedyDecoder(vocabulary)
-        lm = load_language_model(self.lm_path) if self.lm_path else None
-        return BeamSearchDecoder(vocabulary, self.beam_width, lm, self.alpha, self.beta,
+        return BeamSearchDecoder(vocabulary, self.beam_width, self.language_model, self.alpha, self.beta,
                                  self.hotwords, self.prune_log_prob)
 
 

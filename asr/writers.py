@@ -110,9 +110,12 @@ class TranscriptWriter:
 
     def write(self, transcript) -> None:
         if transcript.ok:
-            for format in self.formats:
-                if format in PER_FILE_FORMATS:
-                    write_atomically(self.output_path(transcript.path, format), render(transcript, format))
+            write_outputs(transcript, self.output_dir / self.stems[transcript.path], self.formats)
+        self.record(transcript)
+
+    def record(self, transcript) -> None:
+        """Add a transcript to the summaries only (its per-file outputs are written elsewhere)."""
+        if transcript.ok:
             self.records[transcript.path] = summary_record(transcript)
         else:
             self.failures[transcript.path] = {"audio_filepath": transcript.path, "error": transcript.error}
@@ -136,6 +139,13 @@ class TranscriptWriter:
             return False
         return all(self.output_path(path, format).is_file()
                    for format in self.formats if format in PER_FILE_FORMATS)
+
+
+def write_outputs(transcript, stem: Path, formats) -> None:
+    """A successful transcript's per-file outputs among `formats`: `stem` + '.txt', '.json', ..."""
+    for format in formats:
+        if format in PER_FILE_FORMATS:
+            write_atomically(stem.with_name(f"{stem.name}.{format}"), render(transcript, format))
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -1,0 +1,196 @@
+"""`asr transcribe` spread over a Ray cluster: the same inputs, outputs, resume and exit codes.
+
+    python -m pipelines.ray_transcribe recordings/ --model model.keras --output-dir out/ --workers 2
+    ray job submit --address http://HEAD:8265 -- python -m pipelines.ray_transcribe \\
+        /data/archive.jsonl --model /data/model.keras --output-dir /data/out --workers 64
+
+The driver expands the inputs (`asr.inputs`) and asks `asr.writers.TranscriptWriter`
+which files still need transcribing. Ray Data streams those paths, `--files-per-batch`
+at a time, to `--workers` actors: each loads the model (and LM) once, transcribes its
+batches with `asr.transcribe.transcribe` (which sorts a batch by length, batches
+similar lengths and cuts long files at pauses) and writes each file's outputs itself,
+atomically. Only one small row per file comes back to the driver, which keeps the
+summaries (`transcripts.jsonl`, `failures.jsonl`) as `asr transcribe` does, so a
+rerun, or a run restarted after being killed, skips what is done.
+
+Workers read the audio and write the outputs at the paths the driver sees: on a
+cluster, inputs, model and output folder live on a file system every node mounts
+at the same path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from asr.cli import add_transcribe_arguments, decoder_config
+from asr.decode import DecoderConfig
+from asr.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AsrError, UsageError
+from asr.inputs import expand_inputs
+from asr.transcribe import Transcript
+from asr.writers import TranscriptWriter, parse_formats, write_outputs
+
+
+class Transcriber:
+    """One Ray actor: the model and decoder, loaded once, transcribing batch after batch.
+
+    A batch is {"path": (files,), "stem": (files,)}, `stem` being the file's outputs'
+    path without extension; returns {"path", "text", "duration", "error"}, one row
+    per file ("" for the text of a failure and the error of a success).
+    """
+
+    def __init__(self, model: str, decoder: DecoderConfig, formats: tuple[str, ...], *, batch_size: int,
+                 chunk_seconds: float | None, file_timeout: float | None, threads: int, cwd: str):
+        if os.path.isdir(cwd):  # relative input paths mean what they meant to the driver
+            os.chdir(cwd)
+        import tensorflow as tf
+
+        from asr.model import load_model
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        self.model = load_model(model)
+        self.decoder = decoder  # keeps its LM once loaded (DecoderConfig.language_model)
+        self.formats = formats
+        self.options = {"batch_size": batch_size, "chunk_seconds": chunk_seconds, "file_timeout": file_timeout}
+
+    def __call__(self, batch: dict) -> dict[str, list]:
+        from asr.transcribe import transcribe
+
+        stems = {str(path): Path(stem) for path, stem in zip(batch["path"], batch["stem"])}
+        rows = {"path": [], "text": [], "duration": [], "error": []}
+        for transcript in transcribe(list(stems), self.model, decoder=self.decoder, **self.options):
+            if transcript.ok:
+                write_outputs(transcript, stems[transcript.path], self.formats)
+            rows["path"].append(transcript.path)
+            rows["text"].append(transcript.text or "")
+            rows["duration"].append(transcript.duration or 0.0)
+            rows["error"].append(transcript.error or "")
+        return rows
+
+
+def transcribe_on_ray(paths: list[str], stems: list[Path], model: Path, decoder: DecoderConfig,
+                      formats: tuple[str, ...], *, workers: int, files_per_batch: int,
+                      cpus_per_worker: float | None = None, batch_size: int = 16,
+                      chunk_seconds: float | None = 20.0, file_timeout: float | None = None,
+                      quiet: bool = True):
+    """Yield a `Transcript` (without words) for each path, in the order they finish.
+
+    Needs `ray.init()` done. Each file's per-file outputs are written, by a worker, to
+    its `stem` + '.txt' etc. before its transcript is yielded.
+    """
+    import ray
+
+    if workers < 1 or files_per_batch < 1:
+        raise UsageError(f"workers ({workers}) and files per batch ({files_per_batch}) must be positive")
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = not quiet
+    context.print_on_execution_start = not quiet
+    if cpus_per_worker is None:  # the cluster's CPUs shared out; TensorFlow uses as many threads
+        cpus_per_worker = max(1.0, ray.cluster_resources().get("CPU", 1.0) // workers)
+    rows = [{"path": path, "stem": str(stem)} for path, stem in zip(paths, stems)]
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // files_per_batch)))
+    results = dataset.map_batches(
+        Transcriber, batch_size=files_per_batch, compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus_per_worker,
+        fn_constructor_args=(str(model.resolve()), decoder, formats),
+        fn_constructor_kwargs={"batch_size": batch_size, "chunk_seconds": chunk_seconds,
+                               "file_timeout": file_timeout, "threads": max(1, int(cpus_per_worker)),
+                               "cwd": os.getcwd()})
+    for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
+        for path, text, duration, error in zip(batch["path"], batch["text"], batch["duration"], batch["error"]):
+            if error:
+                yield Transcript(str(path), error=str(error))
+            else:
+                yield Transcript(str(path), text=str(text), duration=float(duration))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Transcribe what `args` name; returns the exit code."""
+    formats = parse_formats(args.format)
+    decoder = decoder_config(args)
+    if not args.model.is_file():
+        raise UsageError(f"{args.model}: no such model file")
+    paths = expand_inputs(args.inputs)
+    if not paths:
+        raise UsageError(f"no audio files in {' '.join(args.inputs)}")
+    done = 0
+    with TranscriptWriter(args.output_dir, paths, formats, overwrite=args.overwrite) as writer:
+        if writer.pending:  # nothing to do: do not start Ray
+            _start_ray(args)
+            stems = [writer.output_dir.resolve() / writer.stems[path] for path in writer.pending]
+            results = transcribe_on_ray(
+                writer.pending, stems, args.model, decoder, formats, workers=args.workers,
+                files_per_batch=args.files_per_batch, cpus_per_worker=args.cpus_per_worker,
+                batch_size=args.batch_size, chunk_seconds=args.chunk_seconds,
+                file_timeout=args.file_timeout, quiet=args.quiet or not sys.stderr.isatty())
+            for result in results:
+                writer.record(result)
+                if result.ok:
+                    done += 1
+                else:
+                    print(f"asr: error: {result.error}", file=sys.stderr)
+    print(f"{done} transcribed, {writer.skipped} already done, "
+          f"{len(writer.failures)} failed -> {args.output_dir}")
+    return EXIT_FAILED if writer.failures else EXIT_OK
+
+
+def _start_ray(args) -> None:
+    import ray
+
+    environment = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
+    ray.init(address=args.address, runtime_env={**environment, **(args.runtime_env or {})},
+             include_dashboard=False, logging_level="INFO" if args.verbose else "ERROR",
+             log_to_driver=args.verbose)
+    logging.getLogger("ray.data").setLevel(logging.INFO if args.verbose else logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.ray_transcribe", description=__doc__.splitlines()[0],
+        epilog="Exit status: 0 all done, 1 some files failed, 2 usage error.")
+    add_transcribe_arguments(parser)
+    cluster = parser.add_argument_group("Ray")
+    cluster.add_argument("--workers", type=_positive, default=1, help="actors, each holding the model (default 1)")
+    cluster.add_argument("--cpus-per-worker", type=float,
+                         help="CPUs each actor reserves and TensorFlow threads it runs "
+                              "(default: the cluster's CPUs / --workers)")
+    cluster.add_argument("--files-per-batch", type=_positive, default=256,
+                         help="files an actor takes at a time, sorted by length within (default 256)")
+    cluster.add_argument("--address", help="Ray cluster to join, e.g. ray://HEAD:10001 "
+                                           "(default: $RAY_ADDRESS, or a local Ray started here)")
+    cluster.add_argument("--runtime-env", type=json.loads, metavar="JSON",
+                         help='Ray runtime environment for the workers, e.g. \'{"pip": ["asr[ray]"]}\'')
+    cluster.add_argument("-v", "--verbose", action="store_true", help="show the workers' logs")
+    return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except AsrError as error:
+        print(f"asr: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:  # as in `asr`: a file the user named, else a bug shown in full
+        if error.filename is None:
+            raise
+        print(f"asr: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("asr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
