@@ -112,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
     """Transcribe what `args` name; returns the exit code."""
     formats = parse_formats(args.format)
     decoder = decoder_config(args)
-    if not args.model.is_file():
-        raise UsageError(f"{args.model}: no such model file")
+    for path, what in ((args.model, "model"), (decoder.lm_path, "language model")):
+        if path and not Path(path).is_file():  # found here, before any worker starts
+            raise UsageError(f"{path}: no such {what} file")
     paths = expand_inputs(args.inputs)
     if not paths:
         raise UsageError(f"no audio files in {' '.join(args.inputs)}")

@@ -138,6 +138,14 @@ def test_decoder_config_builds_greedy_and_beam_decoders(lm, tmp_path):
     assert decoder.decode_batch(AMBIGUOUS[None], [len(AMBIGUOUS)]) == ["the cat"]
 
 
+def test_decoder_config_loads_its_language_model_once(lm, tmp_path):
+    lm.save_arpa(tmp_path / "words.arpa")
+    config = DecoderConfig("beam", lm_path=tmp_path / "words.arpa")
+    first = config.build(VOCABULARY)
+    (tmp_path / "words.arpa").unlink()  # a worker keeps decoding with the LM it loaded
+    assert config.build(VOCABULARY).lm is first.lm is not None
+
+
 def test_decoder_config_rejects_bad_settings(tmp_path):
     with pytest.raises(ConfigError, match="decoder: expected one of 'greedy', 'beam', got 'wide'"):
         DecoderConfig("wide")
