@@ -47,6 +47,9 @@ def link_copies(paths: list[str], folder: Path, repeat: int) -> Path:
 
 def start_cluster(attempts: int = 3) -> None:
     """A local Ray cluster; Ray gives its node 30 s to start, which a busy machine can miss."""
+    # Ray starts its workers 15 steps nicer than itself, harmless on a node of its own; on a
+    # shared machine it would hand plain `asr transcribe` a bigger share of the CPUs.
+    os.environ["RAY_worker_niceness"] = "0"
     for attempt in range(1, attempts + 1):
         try:
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR")
