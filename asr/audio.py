@@ -25,6 +25,7 @@ RAW_EXTENSIONS = (".raw", ".pcm")
 AUDIO_EXTENSIONS = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph", ".nist",
                     ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64", ".voc",
                     *RAW_EXTENSIONS)
+READ_BLOCK = 1 << 20  # samples per read (all channels): one block for most utterances
 
 
 class AudioError(AsrError):
@@ -92,15 +93,24 @@ def read_audio(path, raw: RawLayout | None = None) -> tuple[np.ndarray, int]:
     layout = {} if raw is None else {"format": "RAW", **raw.__dict__}
     _check_file(path)
     try:
-        info = soundfile.info(path, **layout) if raw is None else None
-        if info is not None:
-            _check_rate(path, info.samplerate)
-        data, rate = soundfile.read(path, dtype="float32", always_2d=True, **layout)
+        with soundfile.SoundFile(path, **layout) as file:
+            _check_rate(path, file.samplerate)
+            return _read_blocks(file), file.samplerate
     except soundfile.LibsndfileError as error:
         raise NotAudio(path, f"not a recognised audio format ({_short(error)})") from None
     except (RuntimeError, ValueError, OSError) as error:
         raise UnreadableAudio(path, f"cannot be read ({_short(error)})") from None
-    return data, rate
+
+
+def _read_blocks(file: soundfile.SoundFile) -> np.ndarray:
+    """All frames actually present, (samples, channels): the header's frame count can lie
+    (a FLAC header may claim 2^36 samples), so it bounds no allocation."""
+    blocks, frames = [], max(1, READ_BLOCK // file.channels)
+    while len(block := file.read(frames, dtype="float32", always_2d=True)):
+        blocks.append(block)
+    if len(blocks) == 1:
+        return blocks[0]
+    return np.concatenate(blocks) if blocks else np.zeros((0, file.channels), np.float32)
 
 
 def prepare(data: np.ndarray, source_rate: int, path, sample_rate: int = SAMPLE_RATE,
@@ -112,8 +122,10 @@ def prepare(data: np.ndarray, source_rate: int, path, sample_rate: int = SAMPLE_
         raise EmptyAudio(path)
     if not np.all(np.isfinite(data)):
         raise NonFiniteAudio(path)
-    mono = downmix(data, channel, path)
-    return resample(mono, source_rate, sample_rate)
+    audio = resample(downmix(data, channel, path), source_rate, sample_rate)
+    if audio.size == 0:
+        raise EmptyAudio(path, f"is shorter than one sample at {sample_rate} Hz")
+    return audio
 
 
 def downmix(data: np.ndarray, channel: int | None = None, path="<audio>") -> np.ndarray:

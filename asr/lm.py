@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,8 @@ class NGramModel:
             raise LanguageModelError(f"{path}: {error.strerror or error}") from None
         except UnicodeDecodeError:
             raise LanguageModelError(f"{path}: not a UTF-8 text file") from None
+        except (EOFError, zlib.error) as error:  # a damaged .gz (gzip raises these, not OSError)
+            raise LanguageModelError(f"{path}: damaged gzip data ({error})") from None
 
 
 def _parse_arpa(lines: Iterable[str], path: Path) -> tuple[dict, ...]:
@@ -129,8 +132,8 @@ def _parse_arpa(lines: Iterable[str], path: Path) -> tuple[dict, ...]:
                 fields = line.split()
                 if len(fields) not in (section + 1, section + 2):
                     raise ValueError(f"expected log10 p, {section} words and an optional backoff")
-                backoff = float(fields[section + 1]) if len(fields) == section + 2 else 0.0
-                tables[-1][tuple(fields[1:section + 1])] = (float(fields[0]), backoff)
+                backoff = _log10(fields[section + 1]) if len(fields) == section + 2 else 0.0
+                tables[-1][tuple(fields[1:section + 1])] = (_log10(fields[0]), backoff)
         except ValueError as error:
             raise LanguageModelError(f"{path}:{number}: {error}") from None
     else:
@@ -140,6 +143,14 @@ def _parse_arpa(lines: Iterable[str], path: Path) -> tuple[dict, ...]:
     if not tables or found != declared:
         raise LanguageModelError(f"{path}: header declares n-gram counts {declared}, file has {found}")
     return tuple(tables)
+
+
+def _log10(text: str) -> float:
+    """An ARPA log10 weight: a number below +inf (-inf is log10 0), never NaN."""
+    value = float(text)
+    if math.isnan(value) or value == math.inf:
+        raise ValueError(f"{text!r} is not a log10 weight")
+    return value
 
 
 def _open_text(path: Path, mode: str):

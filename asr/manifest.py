@@ -8,6 +8,7 @@ manifest's folder, and a path that escapes that folder is rejected.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -80,20 +81,40 @@ def _parse(line: str, root: Path, where: str, allow_outside_root: bool) -> Utter
     try:
         record = json.loads(line)
         audio = record["audio_filepath"]
-        if not isinstance(audio, str) or not audio:
-            raise TypeError("audio_filepath must be a non-empty string")
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ManifestError(f"{where}: not a manifest record ({error})") from None
+    except (ValueError, RecursionError, KeyError, TypeError) as error:
+        # ValueError includes JSONDecodeError and integers over 4300 digits; RecursionError
+        # is JSON nested deeper than the parser's stack (e.g. 2,000 brackets).
+        raise ManifestError(f"{where}: not a manifest record ({type(error).__name__}: "
+                            f"{str(error)[:80]})") from None
+    if not isinstance(audio, str) or not audio or "\0" in audio:
+        raise ManifestError(f"{where}: not a manifest record (audio_filepath must be a "
+                            "non-empty string without NUL)")
     resolved = (root / audio).resolve()
     if not allow_outside_root and not resolved.is_relative_to(root):
         raise ManifestError(f"{where}: audio path {audio!r} escapes the manifest root {root}")
+    return Utterance(audio_filepath=str(resolved),
+                     duration=_duration(record.get("duration", 0.0), where),
+                     text=_string(record.get("text"), "text", where) or "",
+                     speaker=_string(record.get("speaker"), "speaker", where),
+                     id=_string(record.get("id"), "id", where))
+
+
+def _duration(value, where: str) -> float:
+    """Seconds: a finite number >= 0 (numeric strings too; JSON booleans are not numbers)."""
     try:
-        return Utterance(
-            audio_filepath=str(resolved),
-            duration=float(record.get("duration", 0.0)),
-            text=str(record.get("text", "")),
-            speaker=record.get("speaker"),
-            id=record.get("id"),
-        )
-    except (TypeError, ValueError) as error:
-        raise ManifestError(f"{where}: bad field ({error})") from None
+        seconds = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise ManifestError(f"{where}: bad field (duration must be a finite number >= 0, "
+                            f"got {str(value)[:40]!r})")
+    return seconds
+
+
+def _string(value, name: str, where: str) -> str | None:
+    """Text fields: strings, None, or numbers (a speaker id 103 reads as "103")."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ManifestError(f"{where}: bad field ({name} must be a string, got {type(value).__name__})")

@@ -210,3 +210,26 @@ def test_realworld_malformed_files_raise_one_line_errors(shared_data):
         with pytest.raises(AudioError) as caught:
             load_audio(path)
         assert_names_file(caught.value, path)
+
+
+# Found by fuzzing (tests/test_fuzz.py).
+
+def test_flac_header_claiming_billions_of_samples_is_not_audio(tmp_path, tone):
+    """The header's 36-bit total-samples field sized the read: 256 GiB, a MemoryError."""
+    path = tmp_path / "huge.flac"
+    soundfile.write(path, tone(0.1), 16000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[21] |= 0x0F  # STREAMINFO total samples: the low nibble of byte 21, then bytes 22-25
+    data[22:26] = b"\xff\xff\xff\xff"
+    path.write_bytes(data)
+    with pytest.raises(NotAudio) as caught:  # libsndfile then fails to seek to the claimed end
+        load_audio(path)
+    assert_names_file(caught.value, path)
+
+
+def test_one_sample_at_a_high_rate_is_empty_after_resampling(tmp_path):
+    path = tmp_path / "one.wav"
+    soundfile.write(path, np.full(1, 0.5, np.float32), 32001, subtype="PCM_U8")
+    with pytest.raises(EmptyAudio, match="shorter than one sample at 16000 Hz") as caught:
+        load_audio(path)
+    assert_names_file(caught.value, path)

@@ -134,6 +134,7 @@ def test_builder_rejects_empty_input():
         build_kneser_ney(["a"], order=0)
 
 
+@pytest.mark.ci  # kenlm is in the dev extra
 def test_kenlm_reads_our_arpa_files_with_the_same_scores(trigram, tmp_path):
     kenlm = pytest.importorskip("kenlm")
     trigram.save_arpa(tmp_path / "model.arpa")
@@ -144,3 +145,26 @@ def test_kenlm_reads_our_arpa_files_with_the_same_scores(trigram, tmp_path):
     wrapped = KenLMModel(tmp_path / "model.arpa")
     for context in ([BOS, "the"], ["the", "cat"], [BOS], []):
         assert math.isclose(wrapped.score("sat", context), trigram.score("sat", context), abs_tol=1e-4)
+
+
+# Found by fuzzing (tests/test_fuzz.py).
+
+@pytest.mark.parametrize("damage", [lambda data: data[:len(data) // 2], lambda data: data[:10] + b"\x00" * 20 + data[30:]])
+def test_damaged_gzip_raises_language_model_error(trigram, tmp_path, damage):
+    """A truncated or corrupted .gz raised EOFError or zlib.error."""
+    path = tmp_path / "model.arpa.gz"
+    trigram.save_arpa(path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(LanguageModelError, match="model.arpa.gz"):
+        NGramModel.load_arpa(path)
+
+
+def test_nan_weight_is_rejected(trigram, tmp_path):
+    path = tmp_path / "model.arpa"
+    trigram.save_arpa(path)
+    lines = path.read_text().splitlines()
+    number = next(n for n, line in enumerate(lines) if line.startswith("-") and "\t" in line)
+    lines[number] = "nan" + lines[number][lines[number].index("\t"):]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LanguageModelError, match=f"model.arpa:{number + 1}: 'nan'"):
+        NGramModel.load_arpa(path)

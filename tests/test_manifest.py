@@ -102,3 +102,37 @@ def test_invalid_utf8_and_missing_files_name_the_manifest(tmp_path):
 def test_key_prefers_the_id_then_the_file_stem():
     assert Utterance("/data/clips/one.flac", 1.0, id="utt-7").key == "utt-7"
     assert Utterance("/data/clips/one.flac", 1.0).key == "one"
+
+
+# Found by fuzzing (tests/test_fuzz.py): each raised something other than ManifestError.
+@pytest.mark.parametrize("line, reason", [
+    ("[" * 5000 + "]" * 5000, "not a manifest record"),  # RecursionError
+    ('{"audio_filepath": "a\\u0000b.wav"}', "without NUL"),  # ValueError from Path.resolve
+    ('{"audio_filepath": "a.wav", "duration": 1' + "0" * 400 + "}", "duration"),  # OverflowError
+    ('{"audio_filepath": "a.wav", "duration": NaN}', "duration"),
+    ('{"audio_filepath": "a.wav", "duration": -1}', "duration"),
+    ('{"audio_filepath": "a.wav", "duration": true}', "duration"),
+    ('{"audio_filepath": "a.wav", "text": ["a", "b"]}', "text must be a string"),
+    ('{"audio_filepath": "a.wav", "speaker": {"name": "ann"}}', "speaker must be a string"),
+])
+def test_fuzzed_lines_raise_manifest_error(tmp_path, line, reason):
+    path = tmp_path / "m.jsonl"
+    write_lines(path, {"audio_filepath": "ok.wav"}, line)
+    with pytest.raises(ManifestError, match=reason) as caught:
+        read_manifest(path)
+    assert str(caught.value).startswith(f"{path}:2: ")
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b'{"audio_filepath": "ok.wav"}\n{"audio_filepath": "\xff.wav"}\n')
+    with pytest.raises(ManifestError, match="not UTF-8") as caught:
+        read_manifest(path)
+    assert str(caught.value).startswith(f"{path}:2: ")
+
+
+def test_numeric_speaker_and_id_read_as_strings(tmp_path):
+    path = tmp_path / "m.jsonl"
+    write_lines(path, {"audio_filepath": "a.wav", "speaker": 103, "id": 7, "text": None})
+    [utterance] = read_manifest(path)
+    assert (utterance.speaker, utterance.id, utterance.text) == ("103", "7", "")
