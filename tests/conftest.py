@@ -14,6 +14,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI (CI=true, set by the CI runner), a skipped `ci` test fails instead.
+
+    `.ci/run` installs what these tests need (Chromium, kenlm, jax); a skip there
+    would hide a broken install step behind a green run.
+    """
+    report = (yield).get_result()
+    if report.skipped and os.environ.get("CI") and item.get_closest_marker("ci"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome, report.longrepr = "failed", f"CI must run this test, but it skipped: {reason}"
+
+
 def make_tone(seconds: float = 0.5, sample_rate: int = 16000, frequency: float = 440.0,
               channels: int = 1, amplitude: float = 0.5, seed: int = 0) -> np.ndarray:
     """A sine with faint noise, shape (samples, channels), float32.

@@ -44,6 +44,7 @@ def fuzz(profile: str, strategy, check) -> int:
 
     run()
     assert len(runs) >= settings.get_profile(profile).max_examples
+    print(f"{profile}: {len(runs)} inputs")  # shown with -s or -rP
     return len(runs)
 
 

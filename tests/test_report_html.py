@@ -105,6 +105,7 @@ document.body.dataset.probe = JSON.stringify({visible, ids});
 </script></body>"""
 
 
+@pytest.mark.ci  # .ci/run installs Debian's chromium
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs headless Chromium at /usr/bin/chromium")
 def test_report_renders_in_headless_chromium(report_dir, tmp_path):
     screenshot = tmp_path / "report.png"
