@@ -150,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="synthesise speech, train, evaluate on unseen voices")
     _add_config_arguments(demo, default=Path("configs/demo.yaml"))
     demo.add_argument("--work-dir", type=Path, default=Path("work/demo"), help="corpus, model and report folder")
+    demo.add_argument("--utterances", nargs=3, type=int, metavar=("TRAIN", "DEV", "TEST"),
+                      help="corpus size per split (default: the full demo corpus)")
     demo.set_defaults(handler=_demo)
 
     build_lm = commands.add_parser("build-lm", help="build a word n-gram LM (ARPA) from text and transcripts")
@@ -350,7 +352,8 @@ def _demo(args) -> int:
     _start_tensorflow(args)
     from asr.demo import run_demo
 
-    report, paths, result = run_demo(config, args.work_dir)
+    utterances = dict(zip(("train", "dev", "test"), args.utterances or ()))
+    report, paths, result = run_demo(config, args.work_dir, utterances=utterances)
     print(f"trained in {result.seconds / 60:.1f} min, {result.epochs} epochs -> {result.model_path}")
     _print_summary(report, paths)
     return EXIT_OK

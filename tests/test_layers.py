@@ -2,6 +2,9 @@
 
 import importlib.util
 import inspect
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -262,3 +265,15 @@ def test_benchmark_script_quick_run(capsys):
     table = capsys.readouterr().out
     for name in bench.PATHS:
         assert name in table
+
+
+@pytest.mark.ci  # jax is in the dev extra
+@pytest.mark.skipif(keras.backend.backend() == "jax", reason="this run is on the jax backend")
+def test_layer_tests_pass_on_the_jax_backend():
+    """The layer stays backend-neutral: this file again, on Keras's jax backend (CPU)."""
+    pytest.importorskip("jax")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", "not benchmark"],
+        env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "this run is on the jax backend" in result.stdout  # the child really ran on jax

@@ -1,0 +1,18 @@
+"""`python -m pipelines.fsdd` end to end on a handful of FSDD utterances (needs ../shared/data)."""
+
+import json
+
+from conftest import TINY_MODEL
+from pipelines.fsdd import main
+
+
+def test_fsdd_pipeline_runs_end_to_end(shared_data, tmp_path, capsys):
+    assert main(["--source", str(shared_data / "fsdd"), "--work", str(tmp_path),
+                 "--utterances", "16", "4", "4", "4", *TINY_MODEL, "train.epochs=1",
+                 "train.batch_size=8"]) == 0
+    for split, count in {"train": 16, "dev": 4, "test": 4, "test-unseen": 4}.items():
+        assert len((tmp_path / "data" / f"{split}.jsonl").read_text().splitlines()) == count
+    for split in ("test", "test-unseen"):
+        report = json.loads((tmp_path / "reports" / split / "report.json").read_text())
+        assert report["summary"]["utterances"] == 4
+    assert "test-unseen: WER" in capsys.readouterr().out
