@@ -6,8 +6,8 @@ import pytest
 import soundfile
 
 from asr.config import AugmentConfig, FeatureConfig
-from asr.data import (BatchSampler, FeatureCache, UtteranceLoader, ctc_feasible, filter_utterances,
-                      load_example, make_dataset, sampled_dataset)
+from asr.data import (BatchSampler, FeatureCache, MemoryCache, UtteranceLoader, ctc_feasible,
+                      filter_utterances, load_example, make_dataset, sampled_dataset)
 from asr.features import num_frames
 from asr.manifest import Utterance
 from asr.text import Vocabulary
@@ -185,13 +185,32 @@ def test_feature_cache_is_keyed_by_file_speed_and_features(tmp_path, tone_wav):
 
 def test_loader_reads_features_back_from_the_disk_cache(corpus, tmp_path, monkeypatch):
     vocabulary = Vocabulary()
-    first = UtteranceLoader(corpus, vocabulary, FEATURES, memory_cache=False, cache_dir=tmp_path)
+    first = UtteranceLoader(corpus, vocabulary, FEATURES, memory_bytes=0, cache_dir=tmp_path)
     feats, lengths, labels, label_lengths = first.batch([2, 0], [1.0, 1.1])
     assert list(lengths) == [num_frames(4800, FEATURES), num_frames(1600 * 10 // 11, FEATURES)]
     assert list(label_lengths) == [3, 4] and vocabulary.decode(labels[1]) == "zero"
     monkeypatch.setattr("asr.features.extract", lambda *args: pytest.fail("cache missed"))
-    second = UtteranceLoader(corpus, vocabulary, FEATURES, memory_cache=False, cache_dir=tmp_path)
+    second = UtteranceLoader(corpus, vocabulary, FEATURES, memory_bytes=0, cache_dir=tmp_path)
     np.testing.assert_array_equal(second.batch([2, 0], [1.0, 1.1])[0], feats)
+
+
+def test_the_memory_cache_keeps_what_fits_its_bound(corpus):
+    frames = [num_frames(1600 * (i + 1), FEATURES) for i in range(len(corpus))]
+    bound = sum(frames[:4]) * FEATURES.size * 4  # the four shortest utterances' features
+    loader = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=bound)
+    unbounded = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=2**40)
+    for epoch in range(2):
+        for index in range(len(corpus)):
+            np.testing.assert_array_equal(loader.features(index), unbounded.features(index))
+    assert loader.memory.bytes == bound and len(loader.memory.entries) == 4
+    assert loader.loaded == 9 + 5  # the second epoch reads the five that did not fit
+    assert unbounded.loaded == 9
+    cache = MemoryCache(12)
+    cache.put("a", np.zeros(3, np.float32))
+    cache.put("b", np.zeros(1, np.float32))  # 12 + 4 bytes > 12: not kept
+    cache.put("c", (1, 2), nbytes=0)
+    assert cache.get("a") is not None and cache.get("b") is None and cache.get("c") == (1, 2)
+    assert cache.bytes == 12
 
 
 def test_feasibility_allows_for_the_fastest_speed(tone_wav):
