@@ -92,8 +92,9 @@ class TrainConfig(Checked):
     strategy: Literal["default", "mirrored", "multi_worker"] = "default"
     backup_steps: int = 200  # batches between mid-epoch backups; 0 backs up at epoch ends only
     cache_dir: str | None = None  # on-disk feature cache shared by runs with the same features
-    # Features kept in memory across epochs, at most this many MiB per worker: FSDD
-    # (4,000 takes, 0.2 GB with three speeds) fits; a larger corpus keeps what fits.
+    # Training features stay in memory across epochs when all of them (every speed)
+    # fit in this many MiB per worker: FSDD (about 0.2 GB with three speeds) does;
+    # a larger corpus is read again each epoch, so memory does not grow with it.
     memory_cache_mb: int = 2048
 
     def __post_init__(self):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from asr.config import AugmentConfig, FeatureConfig, TrainConfig, to_dict
 from asr.manifest import Utterance
 from asr.text import Vocabulary, normalize
 
+log = logging.getLogger(__name__)
 # The memory cache's bound unless a caller sets one: train.memory_cache_mb's default.
 MEMORY_BYTES = TrainConfig.memory_cache_mb * 2**20
 # Bump when cached features would differ for the same audio and FeatureConfig.
@@ -204,8 +206,8 @@ class MemoryCache:
     """Arrays by key, up to `limit_bytes` in all; once full, new entries are not kept.
 
     Training draws utterances in a new random order each epoch, so evicting one
-    entry for another would not raise the hit rate: a corpus that fits is held
-    whole, and a larger one keeps its first `limit_bytes` and reads the rest.
+    entry for another would not raise the hit rate; `memory_cache` gives a
+    corpus that does not fit no cache at all.
     """
 
     def __init__(self, limit_bytes: int):
@@ -224,22 +226,37 @@ class MemoryCache:
                 self.bytes += nbytes
 
 
+def memory_cache(feature_bytes: float, memory_bytes: int) -> MemoryCache:
+    """A cache of `memory_bytes` when a corpus of `feature_bytes` fits in it, else none (0 bytes)."""
+    fits = feature_bytes <= memory_bytes
+    log.info("features of %.2f GB %s in memory", feature_bytes / 1e9, "kept" if fits else "not kept")
+    return MemoryCache(memory_bytes if fits else 0)
+
+
 class UtteranceLoader:
     """Features and labels by utterance index, through a bounded memory cache and an optional disk cache.
 
-    `memory_bytes` bounds the features kept in memory (0: none); the planner's
-    durations and the labels are all that grows with the corpus.
+    Features stay in memory when all of them, at each of `speed_factors`, fit
+    in `memory_bytes`; otherwise none do. The planner's durations and the
+    labels are then all that grows with the corpus.
     """
 
     def __init__(self, utterances, vocabulary: Vocabulary, feature_config: FeatureConfig, *,
-                 memory_bytes: int = MEMORY_BYTES, cache_dir=None):
+                 memory_bytes: int = MEMORY_BYTES, cache_dir=None, speed_factors=()):
         self.paths = [u.audio_filepath for u in utterances]
+        self.ids = [u.key for u in utterances]
         self.durations = np.array([u.duration for u in utterances], np.float64)
         self.labels = [np.asarray(vocabulary.encode(u.text), np.int32) for u in utterances]
         self.feature_config = feature_config
-        self.memory = MemoryCache(memory_bytes)
+        frames = self.durations.sum() * feature_config.sample_rate / feature_config.hop_length
+        self.memory = memory_cache(max(len(speed_factors), 1) * frames * feature_config.size * 4,
+                                   memory_bytes)
         self.disk = FeatureCache(cache_dir, feature_config) if cache_dir else None
         self.loaded, self._lock = 0, threading.Lock()  # utterances read or extracted, not from memory
+
+    def keys(self) -> list[str]:
+        """The utterances' ids."""
+        return self.ids
 
     def features(self, index: int, speed: float = 1.0) -> np.ndarray:
         """(frames, feature_size) float32 for utterance `index` played `speed` times faster."""

@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from asr import audio, augment, features
 from asr.config import FeatureConfig, to_dict
-from asr.data import MEMORY_BYTES, MemoryCache, pad
+from asr.data import MEMORY_BYTES, memory_cache, pad
 from asr.manifest_index import ManifestIndex, read_records
 from asr.text import Vocabulary, normalize
 
@@ -259,7 +259,8 @@ class StoreLoader:
     vocabulary (checked on the store's characters), at most `max_duration`
     seconds, CTC-feasible at the fastest of `speed_factors` (each must be stored).
     Holds per utterance its index rows (one per speed) and duration; features
-    are read when a batch needs them, through a memory cache of `memory_bytes`.
+    are read when a batch needs them, and kept in memory when all of them fit
+    in `memory_bytes`.
     """
 
     def __init__(self, folder, vocabulary: Vocabulary, feature_config: FeatureConfig, *,
@@ -280,7 +281,8 @@ class StoreLoader:
         if outside:
             raise StoreError(f"{folder}: transcripts use characters outside the vocabulary: "
                              f"{''.join(outside)!r}")
-        self.columns = {speed: column for column, speed in enumerate(speeds)}
+        # Keyed as float32: the sampler's plan carries speeds in that type.
+        self.columns = {np.float32(speed): column for column, speed in enumerate(speeds)}
         rows = np.arange(len(store)).reshape(-1, len(stored))[:, [stored.index(s) for s in speeds]]
         frames = np.asarray(store.index["frames"])[rows].min(axis=1)  # at the fastest speed
         durations = np.asarray(store.index["duration"])[rows[:, 0]]
@@ -292,7 +294,8 @@ class StoreLoader:
         self.dropped.update({"longer than max_duration": int(too_long.sum()),
                              "transcript too long for its audio": int(infeasible.sum())})
         self.dropped = +self.dropped  # without zero counts
-        self.memory = MemoryCache(memory_bytes)
+        frames = np.asarray(store.index["frames"])[self.rows].sum()
+        self.memory = memory_cache(frames * feature_config.size * 4, memory_bytes)
         self.loaded, self._lock = 0, threading.Lock()  # records read, not served from memory
 
     def __len__(self) -> int:
@@ -304,7 +307,7 @@ class StoreLoader:
 
     def example(self, index: int, speed: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Utterance `index` at `speed`: features (frames, size) float32 and labels (length,) int32."""
-        row = int(self.rows[index, self.columns[speed]])
+        row = int(self.rows[index, self.columns[np.float32(speed)]])
         cached = self.memory.get(row)
         if cached is not None:
             return cached

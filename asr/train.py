@@ -175,7 +175,7 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()  # process-wide, and cannot be undone
-    (loader, ids, dev), dropped = _splits(config, vocabulary)
+    (loader, dev), dropped = _splits(config, vocabulary)
     (output_dir / "dropped.json").write_text(json.dumps(dropped, indent=1) + "\n")
     sampler = BatchSampler(loader.durations, config.features,
                            config.train.batch_size, shuffle=True, seed=config.train.seed,
@@ -188,7 +188,7 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     with precision_policy(config.train.mixed_precision), strategy.scope():
         model = _compiled_model(config, vocabulary, strategy, len(sampler), source, init_from)
         callbacks, backup = _callbacks(config, output_dir, (dev_set, [u.text for u in dev]),
-                                       vocabulary, sampler, ids,
+                                       vocabulary, sampler, loader.keys(),
                                        _fingerprint(config, vocabulary))
         state = backup.restore(model)
         if not (state.epoch or state.step):  # a fresh start: no rows from an older run
@@ -204,8 +204,7 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
                       epochs=config.train.epochs, initial_epoch=state.epoch, verbose=verbose,
                       shuffle=False, callbacks=callbacks)
     seconds = time.monotonic() - started
-    log.info("this worker loaded %d training utterance(s) from %s", loader.loaded,
-             config.data.train_store or "audio")
+    log.info("this worker loaded %d training utterance(s)", loader.loaded)
     history = backup.state.history
     (output_dir / "history.json").write_text(json.dumps(history, indent=1))
     dev_wers = history.get("val_wer", [])
@@ -263,43 +262,41 @@ def _compiled_model(config: ExperimentConfig, vocabulary: Vocabulary, strategy,
 
 
 def _splits(config: ExperimentConfig, vocabulary: Vocabulary):
-    """((training loader, training utterance ids, dev utterances), dropped counts by split).
+    """((training loader, dev utterances), dropped counts by split and reason).
 
     Training reads `data.train_store` when set, else `data.train_manifest`'s audio.
     """
-    data, train_config = config.data, config.train
+    data, train_config, speeds = config.data, config.train, config.augment.speed_factors
     if not (data.train_manifest or data.train_store) or not data.dev_manifest:
         raise ConfigError("data.dev_manifest and data.train_manifest (or data.train_store) must be set")
-    splits, dropped = {}, {}
-    fastest = max(config.augment.speed_factors, default=1.0)
     memory_bytes = train_config.memory_cache_mb * 2**20
-    sources = [("train", data.train_manifest)] if not data.train_store else []
-    for name, path in (*sources, ("dev", data.dev_manifest)):
-        kept, reasons = filter_utterances(read_manifest(path), vocabulary, config.features,
-                                          config.model.subsampling, train_config.max_duration,
-                                          fastest_speed=fastest if name == "train" else 1.0)
-        _report(path, kept, reasons)
-        splits[name], dropped[name] = kept, dict(reasons)
     if data.train_store:
-        loader = StoreLoader(data.train_store, vocabulary, config.features,
-                             speed_factors=config.augment.speed_factors,
+        loader = StoreLoader(data.train_store, vocabulary, config.features, speed_factors=speeds,
                              subsampling=config.model.subsampling,
                              max_duration=train_config.max_duration, memory_bytes=memory_bytes)
-        _report(data.train_store, loader.durations, loader.dropped)
-        ids, dropped["train"] = loader.keys(), dict(loader.dropped)
+        dropped = {"train": _checked(data.train_store, len(loader), loader.dropped)}
     else:
-        loader = UtteranceLoader(splits["train"], vocabulary, config.features,
-                                 memory_bytes=memory_bytes, cache_dir=train_config.cache_dir)
-        ids = [u.key for u in splits["train"]]
-    dev = sorted(splits["dev"], key=lambda u: u.duration)  # similar lengths batch together
-    return (loader, ids, dev), {"train": dropped.pop("train"), **dropped}
+        kept, reasons = _usable(config, vocabulary, data.train_manifest, max(speeds, default=1.0))
+        loader = UtteranceLoader(kept, vocabulary, config.features, memory_bytes=memory_bytes,
+                                 cache_dir=train_config.cache_dir, speed_factors=speeds)
+        dropped = {"train": reasons}
+    dev, dropped["dev"] = _usable(config, vocabulary, data.dev_manifest)
+    return (loader, sorted(dev, key=lambda u: u.duration)), dropped  # similar lengths batch together
 
 
-def _report(source, kept, reasons) -> None:
-    if not len(kept):
+def _usable(config: ExperimentConfig, vocabulary: Vocabulary, manifest, fastest: float = 1.0):
+    kept, reasons = filter_utterances(read_manifest(manifest), vocabulary, config.features,
+                                      config.model.subsampling, config.train.max_duration,
+                                      fastest_speed=fastest)
+    return kept, _checked(manifest, len(kept), reasons)
+
+
+def _checked(source, count: int, reasons) -> dict[str, int]:
+    if not count:
         raise ManifestError(f"{source}: no usable utterances ({dict(reasons)})")
     if reasons:
         log.warning("%s: dropped %d utterance(s): %s", source, sum(reasons.values()), dict(reasons))
+    return dict(reasons)
 
 
 def _learning_rate(train_config, steps_per_epoch: int):
@@ -375,12 +372,8 @@ def _multi_worker_compatible(model: keras.Model) -> None:
 
 
 def _training_inputs(strategy, sampler: BatchSampler, loader, augmentation):
-    """The training batches as `strategy` takes them.
-
-    One worker loads whole planned batches, which the strategy splits over its
-    replicas. Under MultiWorkerMirroredStrategy each worker loads only its
-    replicas' slices of each batch: no utterance is read or extracted twice.
-    """
+    """The training batches as `strategy` takes them: whole, split over one worker's replicas,
+    or under MultiWorkerMirroredStrategy, each worker loading only its replicas' slices."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return sampled_dataset(sampler, loader, augmentation)
     total = strategy.num_replicas_in_sync

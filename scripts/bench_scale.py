@@ -31,8 +31,8 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--dev", type=Path, default=Path("/work/base/fsdd/data/dev.jsonl"))
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=Path("work/bench_scale"))
     parser.add_argument("--child", nargs=2, metavar=("STORE", "STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -161,41 +162,46 @@ def main() -> None:
         return
     from asr.store import build_store
 
-    with tempfile.TemporaryDirectory(prefix="bench_scale-") as temporary:
-        work = Path(temporary)
-        head = read_manifest(args.manifest)[:SIZES[0]]
-        write_manifest(head, work / "2000.jsonl", relative=False)
+    work = args.work  # kept: a second run reuses its store and audio
+    for folder in work.glob("store-*0000"):  # the replicated stores are rebuilt
+        shutil.rmtree(folder)
+    (work / "audio").mkdir(parents=True, exist_ok=True)  # a manifest's audio lies in its folder
+    head = [replace(u, audio_filepath=shutil.copy(u.audio_filepath, work / "audio"))
+            for u in read_manifest(args.manifest)[:SIZES[0]]]
+    write_manifest(head, work / "2000.jsonl")
+    started = time.perf_counter()
+    build_store(work / "2000.jsonl", work / "store-2000", load_config(None, MODEL).features,
+                speeds=SPEEDS, jobs=args.jobs)
+    built = time.perf_counter() - started
+    shutil.copy(work / "2000.jsonl", work / "store-2000" / "manifest.jsonl")
+    audio_hours = sum(u.duration for u in head) / 3600
+    store_bytes = sum(p.stat().st_size for p in (work / "store-2000").iterdir())
+    print(f"store: {len(head)} utterances ({audio_hours:.2f} h) x {len(SPEEDS)} speeds built in "
+          f"{built:.1f} s with {args.jobs} processes; {store_bytes / 2**20:.1f} MiB "
+          f"= {store_bytes / 2**30 / audio_hours / len(SPEEDS):.3f} GiB per audio hour and speed")
+    results = {}
+    for size in SIZES:
+        store, manifest = work / f"store-{size}", work / f"{size}.jsonl"
+        if size != SIZES[0]:
+            replicate(work / "store-2000", store, size // SIZES[0], manifest)
         started = time.perf_counter()
-        build_store(work / "2000.jsonl", work / "store-2000", load_config(None, MODEL).features,
-                    speeds=SPEEDS, jobs=args.jobs)
-        built = time.perf_counter() - started
-        shutil.copy(work / "2000.jsonl", work / "store-2000" / "manifest.jsonl")
-        audio_hours = sum(u.duration for u in head) / 3600
-        store_bytes = sum(p.stat().st_size for p in (work / "store-2000").iterdir())
-        print(f"store: {len(head)} utterances ({audio_hours:.2f} h) x {len(SPEEDS)} speeds built in "
-              f"{built:.1f} s with {args.jobs} processes; {store_bytes / 2**20:.1f} MiB "
-              f"= {store_bytes / 2**30 / audio_hours / len(SPEEDS):.3f} GiB per audio hour and speed")
-        results = {}
-        for size in SIZES:
-            store, manifest = work / f"store-{size}", work / f"{size}.jsonl"
-            if size != SIZES[0]:
-                replicate(work / "store-2000", store, size // SIZES[0], manifest)
-            started = time.perf_counter()
-            ManifestIndex(manifest)
-            indexing = time.perf_counter() - started
-            child = subprocess.run([sys.executable, __file__, "--dev", str(args.dev),
-                                    "--child", str(store), str(args.steps)],
-                                   capture_output=True, text=True, check=True)
-            results[size] = {**json.loads(child.stdout.splitlines()[-1]), "index_s": indexing}
-            r = results[size]
-            print(f"{size:>7} utterances: peak RSS {r['rss_mb']:.0f} MB, {r['ms_per_step']:.1f} ms/step, "
-                  f"first step after {r['first_step_s']:.2f} s (indexing its manifest: "
-                  f"{indexing:.3f} s; {r['planned_batches']} batches planned)")
-        for name, rate in input_pipeline(work / "store-2000", work / "2000.jsonl").items():
-            print(f"input pipeline, {name}: {rate:.3f} audio hours/s/core")
-        line = (work / "2000.jsonl").read_text().splitlines()[0] + "\n"
-        indexed, planned = million(work, line)
-        print(f"1M-line manifest: indexed in {indexed:.2f} s, epoch planned in {planned:.2f} s")
+        ManifestIndex(manifest)
+        indexing = time.perf_counter() - started
+        child = subprocess.run([sys.executable, __file__, "--dev", str(args.dev),
+                                "--child", str(store), str(args.steps)],
+                               capture_output=True, text=True)
+        if child.returncode:
+            sys.exit(child.stderr[-3000:])
+        results[size] = {**json.loads(child.stdout.splitlines()[-1]), "index_s": indexing}
+        r = results[size]
+        print(f"{size:>7} utterances: peak RSS {r['rss_mb']:.0f} MB, {r['ms_per_step']:.1f} ms/step, "
+              f"first step after {r['first_step_s']:.2f} s (indexing its manifest: "
+              f"{indexing:.3f} s; {r['planned_batches']} batches planned)")
+    for name, rate in input_pipeline(work / "store-2000", work / "2000.jsonl").items():
+        print(f"input pipeline, {name}: {rate:.3f} audio hours/s/core")
+    line = (work / "2000.jsonl").read_text().splitlines()[0] + "\n"
+    indexed, planned = million(work, line)
+    print(f"1M-line manifest: indexed in {indexed:.2f} s, epoch planned in {planned:.2f} s")
     small, large = results[SIZES[0]], results[SIZES[-1]]
     print(f"rss_ratio={large['rss_mb'] / small['rss_mb']:.3f} "
           f"step_ratio={large['ms_per_step'] / small['ms_per_step']:.3f}")

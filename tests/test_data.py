@@ -194,17 +194,22 @@ def test_loader_reads_features_back_from_the_disk_cache(corpus, tmp_path, monkey
     np.testing.assert_array_equal(second.batch([2, 0], [1.0, 1.1])[0], feats)
 
 
-def test_the_memory_cache_keeps_what_fits_its_bound(corpus):
-    frames = [num_frames(1600 * (i + 1), FEATURES) for i in range(len(corpus))]
-    bound = sum(frames[:4]) * FEATURES.size * 4  # the four shortest utterances' features
-    loader = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=bound)
-    unbounded = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=2**40)
+def test_features_stay_in_memory_only_when_the_corpus_fits(corpus):
+    frames = sum(num_frames(1600 * (i + 1), FEATURES) for i in range(len(corpus)))
+    need = frames * FEATURES.size * 4  # 4.5 s of audio: 450 frames of 40 float32 bins
+    fits = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=need + 4096)
+    too_small = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=need - 4096)
+    two_speeds = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=need + 4096,
+                                 speed_factors=(0.9, 1.1))
     for epoch in range(2):
         for index in range(len(corpus)):
-            np.testing.assert_array_equal(loader.features(index), unbounded.features(index))
-    assert loader.memory.bytes == bound and len(loader.memory.entries) == 4
-    assert loader.loaded == 9 + 5  # the second epoch reads the five that did not fit
-    assert unbounded.loaded == 9
+            np.testing.assert_array_equal(too_small.features(index), fits.features(index))
+    assert fits.loaded == 9 and fits.memory.bytes == frames * FEATURES.size * 4
+    assert too_small.loaded == 18 and too_small.memory.bytes == 0
+    assert two_speeds.memory.limit_bytes == 0
+
+
+def test_the_memory_cache_is_bounded():
     cache = MemoryCache(12)
     cache.put("a", np.zeros(3, np.float32))
     cache.put("b", np.zeros(1, np.float32))  # 12 + 4 bytes > 12: not kept

@@ -7,7 +7,7 @@ from asr.manifest_index import ManifestIndex
 
 
 def test_index_matches_read_manifest_and_reads_single_records(tmp_path):
-    utterances = [Utterance(f"audio/{i}.wav", 0.5 + i, f"text {i}", id=f"u{i}") for i in range(5)]
+    utterances = [Utterance(str(tmp_path / f"audio/{i}.wav"), 0.5 + i, f"text {i}", id=f"u{i}") for i in range(5)]
     write_manifest(utterances, tmp_path / "m.jsonl")
     with open(tmp_path / "m.jsonl", "a") as out:
         out.write("\n")  # a trailing blank line is no record

@@ -106,7 +106,7 @@ def test_store_loader_filters_like_the_manifest_path_and_checks_its_store(tmp_pa
     assert len(loader) + loader.dropped["longer than max_duration"] == 6
     assert np.all(loader.durations <= 0.5) and sum(durations > 0.5) > 0
     first = loader.keys()[0]
-    values, lengths, labels, label_lengths = loader.batch([0, 0], [0.9, 1.0])
+    values, lengths, labels, label_lengths = loader.batch([0, 0], np.float32([0.9, 1.0]))
     position = int(first[1:])
     np.testing.assert_array_equal(values[1, :lengths[1]],
                                   direct(str(tmp_path / f"{first}.wav"), 1.0))
