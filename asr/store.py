@@ -38,6 +38,7 @@ import tensorflow as tf
 from asr import audio, augment, features
 from asr.config import FeatureConfig, to_dict
 from asr.data import MEMORY_BYTES, memory_cache, pad
+from asr.errors import AsrError
 from asr.manifest_index import ManifestIndex, read_records
 from asr.text import Vocabulary, normalize
 
@@ -56,7 +57,7 @@ INDEX_FIELDS = [
 _FRAMING = 16  # TFRecord: length (8 bytes), its CRC (4), payload, payload CRC (4)
 
 
-class StoreError(ValueError):
+class StoreError(AsrError):
     """A store folder that cannot be built into or read; the message names it and says why."""
 
 
