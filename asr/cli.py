@@ -111,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     table.add_argument("--id-column")
     table.set_defaults(handler=_prepare_csv)
 
+    _add_prepare_features(commands)
+
     train = commands.add_parser("train", help="train a model from a YAML config")
     _add_config_arguments(train)
     train.add_argument("--output", required=True, type=Path,
@@ -264,6 +266,35 @@ def _prepare_csv(args) -> int:
     print(import_csv(args.table, args.manifest, audio_column=args.audio_column,
                      text_column=args.text_column, speaker_column=args.speaker_column,
                      id_column=args.id_column))
+    return EXIT_OK
+
+
+def _add_prepare_features(commands) -> None:
+    store = commands.add_parser(
+        "prepare-features", help="write a manifest's features into a sharded store for training",
+        description="Extracts the features of --manifest, at each of the config's "
+                    "augment.speed_factors (default 1.0), into TFRecord shards with an index; "
+                    "several processes at once; running it again finishes a killed build. "
+                    "Train from it with data.train_store=STORE.")
+    _add_config_arguments(store)
+    store.add_argument("--manifest", required=True, type=Path)
+    store.add_argument("--out", required=True, type=Path, help="store folder")
+    store.add_argument("--shard-size", type=int, default=256, help="utterances per shard")
+    store.add_argument("--jobs", type=int, help="processes (default: all cores)")
+    store.set_defaults(handler=_prepare_features)
+
+
+def _prepare_features(args) -> int:
+    from asr.config import load_config
+    from asr.store import build_store
+
+    config = load_config(args.config, args.overrides)
+    summary = build_store(args.manifest, args.out, config.features,
+                          speeds=config.augment.speed_factors or (1.0,),
+                          shard_size=args.shard_size, jobs=args.jobs)
+    print(f"{args.out}: {summary['utterances']} utterances x {len(summary['speeds'])} speed(s) "
+          f"in {summary['shards']} shard(s); "
+          f"dropped {summary['dropped'] or 'none'}")
     return EXIT_OK
 
 

@@ -92,6 +92,10 @@ class TrainConfig(Checked):
     strategy: Literal["default", "mirrored", "multi_worker"] = "default"
     backup_steps: int = 200  # batches between mid-epoch backups; 0 backs up at epoch ends only
     cache_dir: str | None = None  # on-disk feature cache shared by runs with the same features
+    # Training features stay in memory across epochs when all of them (every speed)
+    # fit in this many MiB per worker: FSDD (about 0.2 GB with three speeds) does;
+    # a larger corpus is read again each epoch, so memory does not grow with it.
+    memory_cache_mb: int = 2048
 
     def __post_init__(self):
         super().__post_init__()
@@ -114,6 +118,8 @@ class AugmentConfig(Checked):
 @dataclass(frozen=True)
 class DataConfig(Checked):
     train_manifest: str | None = None
+    # A feature store (`asr prepare-features`) to train from instead of train_manifest's audio.
+    train_store: str | None = None
     dev_manifest: str | None = None
     test_manifests: tuple[str, ...] = ()
 

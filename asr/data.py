@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -26,10 +27,13 @@ import numpy as np
 import tensorflow as tf
 
 from asr import audio, augment, features
-from asr.config import AugmentConfig, FeatureConfig, to_dict
+from asr.config import AugmentConfig, FeatureConfig, TrainConfig, to_dict
 from asr.manifest import Utterance
 from asr.text import Vocabulary, normalize
 
+log = logging.getLogger(__name__)
+# The memory cache's bound unless a caller sets one: train.memory_cache_mb's default.
+MEMORY_BYTES = TrainConfig.memory_cache_mb * 2**20
 # Bump when cached features would differ for the same audio and FeatureConfig.
 CACHE_VERSION = 1
 
@@ -198,22 +202,70 @@ class FeatureCache:
         os.replace(temporary, path)
 
 
+class MemoryCache:
+    """Arrays by key, up to `limit_bytes` in all; once full, new entries are not kept.
+
+    Training draws utterances in a new random order each epoch, so evicting one
+    entry for another would not raise the hit rate; `memory_cache` gives a
+    corpus that does not fit no cache at all.
+    """
+
+    def __init__(self, limit_bytes: int):
+        self.limit_bytes, self.bytes, self.entries = limit_bytes, 0, {}
+        self._lock = threading.Lock()  # batches load in parallel threads
+
+    def get(self, key):
+        return self.entries.get(key)
+
+    def put(self, key, values, nbytes: int | None = None) -> None:
+        """Keep `values` (`nbytes` large, default `values.nbytes`) if there is room."""
+        nbytes = values.nbytes if nbytes is None else nbytes
+        with self._lock:
+            if key not in self.entries and self.bytes + nbytes <= self.limit_bytes:
+                self.entries[key] = values
+                self.bytes += nbytes
+
+
+def memory_cache(feature_bytes: float, memory_bytes: int) -> MemoryCache:
+    """A cache of `memory_bytes` when a corpus of `feature_bytes` fits in it, else none (0 bytes)."""
+    fits = feature_bytes <= memory_bytes
+    log.info("features of %.2f GB %s in memory", feature_bytes / 1e9, "kept" if fits else "not kept")
+    return MemoryCache(memory_bytes if fits else 0)
+
+
 class UtteranceLoader:
-    """Features and labels by utterance index, through an optional memory and disk cache."""
+    """Features and labels by utterance index, through a bounded memory cache and an optional disk cache.
+
+    Features stay in memory when all of them, at each of `speed_factors`, fit
+    in `memory_bytes`; otherwise none do. The planner's durations and the
+    labels are then all that grows with the corpus.
+    """
 
     def __init__(self, utterances, vocabulary: Vocabulary, feature_config: FeatureConfig, *,
-                 memory_cache: bool = True, cache_dir=None):
+                 memory_bytes: int = MEMORY_BYTES, cache_dir=None, speed_factors=()):
         self.paths = [u.audio_filepath for u in utterances]
+        self.ids = [u.key for u in utterances]
+        self.durations = np.array([u.duration for u in utterances], np.float64)
         self.labels = [np.asarray(vocabulary.encode(u.text), np.int32) for u in utterances]
         self.feature_config = feature_config
-        self.memory = {} if memory_cache else None
+        frames = self.durations.sum() * feature_config.sample_rate / feature_config.hop_length
+        self.memory = memory_cache(max(len(speed_factors), 1) * frames * feature_config.size * 4,
+                                   memory_bytes)
         self.disk = FeatureCache(cache_dir, feature_config) if cache_dir else None
+        self.loaded, self._lock = 0, threading.Lock()  # utterances read or extracted, not from memory
+
+    def keys(self) -> list[str]:
+        """The utterances' ids."""
+        return self.ids
 
     def features(self, index: int, speed: float = 1.0) -> np.ndarray:
         """(frames, feature_size) float32 for utterance `index` played `speed` times faster."""
         key = (index, speed)
-        if self.memory is not None and key in self.memory:
-            return self.memory[key]
+        values = self.memory.get(key)
+        if values is not None:
+            return values
+        with self._lock:
+            self.loaded += 1
         path = self.paths[index]
         values = self.disk.load(path, speed) if self.disk else None
         if values is None:
@@ -223,18 +275,18 @@ class UtteranceLoader:
             values = features.extract(samples, config)
             if self.disk:
                 self.disk.save(path, speed, values)
-        if self.memory is not None:
-            self.memory[key] = values
+        self.memory.put(key, values)
         return values
 
     def batch(self, indices, speeds):
         """Zero-padded features (b, frames, size), lengths (b,), labels (b, length), label lengths (b,)."""
         feats = [self.features(int(i), float(s)) for i, s in zip(indices, speeds)]
         labels = [self.labels[int(i)] for i in indices]
-        return (*_pad(feats, np.float32), *_pad(labels, np.int32))
+        return (*pad(feats, np.float32), *pad(labels, np.int32))
 
 
-def _pad(arrays, dtype):
+def pad(arrays, dtype):
+    """Arrays of shape (length_i, ...) -> zero-padded (n, max length, ...) and lengths (n,) int32."""
     lengths = np.array([len(a) for a in arrays], np.int32)
     padded = np.zeros((len(arrays), lengths.max(initial=0), *arrays[0].shape[1:]), dtype)
     for row, array in enumerate(arrays):
@@ -243,18 +295,28 @@ def _pad(arrays, dtype):
 
 
 def sampled_dataset(sampler: BatchSampler, loader: UtteranceLoader,
-                    augmentation: AugmentConfig = AugmentConfig()) -> tf.data.Dataset:
+                    augmentation: AugmentConfig = AugmentConfig(),
+                    share: tuple[int, int, int] = (0, 1, 1)) -> tf.data.Dataset:
     """The batches `sampler` plans for its current epoch, loaded in parallel, masks applied.
 
     The plan is read when iteration starts, so `sampler.set_epoch` before each
-    epoch's iterator is created picks that epoch's batches.
+    epoch's iterator is created picks that epoch's batches. `share` is
+    (first, count, total): each planned batch is cut into `total` equal slices
+    (plan multiples of it) and only slices first .. first + count - 1 are
+    loaded, one element each, as one worker of a multi-worker run feeds its
+    replicas; `loader` is the `UtteranceLoader` or `asr.store.StoreLoader` to read through.
     """
     size = loader.feature_config.size
     masks = augmentation.frequency_masks or augmentation.time_masks
+    first, count, total = share
 
     def planned():
         for batch in sampler:
-            yield batch.indices, batch.speeds, batch.seed
+            width = len(batch.indices) // total
+            for part in range(first, first + count):
+                rows = slice(part * width, (part + 1) * width)
+                seed = batch.seed + np.array([0, part])  # its own masks for each slice
+                yield batch.indices[rows], batch.speeds[rows], seed
 
     def load(indices, speeds, seed):
         feats, lengths, labels, label_lengths = tf.numpy_function(
@@ -289,5 +351,6 @@ def make_dataset(utterances, vocabulary: Vocabulary, feature_config: FeatureConf
     """
     sampler = BatchSampler([u.duration for u in utterances], feature_config, batch_size,
                            shuffle=training, bucket_boundaries=bucket_boundaries, seed=seed)
-    loader = UtteranceLoader(utterances, vocabulary, feature_config, memory_cache=cache)
+    loader = UtteranceLoader(utterances, vocabulary, feature_config,
+                             memory_bytes=MEMORY_BYTES if cache else 0)
     return sampled_dataset(sampler, loader)

@@ -32,6 +32,7 @@ from asr.errors import JobFailed
 from asr.manifest import ManifestError, read_manifest
 from asr.metrics import error_rates
 from asr.model import ModelError, SpeechRecognizer, build_model, load_model, predict_logits
+from asr.store import StoreLoader
 from asr.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -174,22 +175,20 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()  # process-wide, and cannot be undone
-    (train_utterances, dev), dropped = _splits(config, vocabulary)
+    (loader, dev), dropped = _splits(config, vocabulary)
     (output_dir / "dropped.json").write_text(json.dumps(dropped, indent=1) + "\n")
-    sampler = BatchSampler([u.duration for u in train_utterances], config.features,
+    sampler = BatchSampler(loader.durations, config.features,
                            config.train.batch_size, shuffle=True, seed=config.train.seed,
                            bucket_boundaries=config.train.bucket_boundaries,
                            speed_factors=config.augment.speed_factors,
                            multiple_of=strategy.num_replicas_in_sync)
-    loader = UtteranceLoader(train_utterances, vocabulary, config.features,
-                             cache_dir=config.train.cache_dir)
     dev_set = make_dataset(dev, vocabulary, config.features, training=False,
                            batch_size=config.train.batch_size)
 
     with precision_policy(config.train.mixed_precision), strategy.scope():
         model = _compiled_model(config, vocabulary, strategy, len(sampler), source, init_from)
         callbacks, backup = _callbacks(config, output_dir, (dev_set, [u.text for u in dev]),
-                                       vocabulary, sampler, [u.key for u in train_utterances],
+                                       vocabulary, sampler, loader.keys(),
                                        _fingerprint(config, vocabulary))
         state = backup.restore(model)
         if not (state.epoch or state.step):  # a fresh start: no rows from an older run
@@ -201,10 +200,11 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
                 verbose = 1 if sys.stdout.isatty() else 2
             # The sampler's batches have no known count, so Keras warns when an epoch ends.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
-            model.fit(_sharded(sampled_dataset(sampler, loader, config.augment)),
+            model.fit(_training_inputs(strategy, sampler, loader, config.augment),
                       epochs=config.train.epochs, initial_epoch=state.epoch, verbose=verbose,
                       shuffle=False, callbacks=callbacks)
     seconds = time.monotonic() - started
+    log.info("this worker loaded %d training utterance(s)", loader.loaded)
     history = backup.state.history
     (output_dir / "history.json").write_text(json.dumps(history, indent=1))
     dev_wers = history.get("val_wer", [])
@@ -262,21 +262,41 @@ def _compiled_model(config: ExperimentConfig, vocabulary: Vocabulary, strategy,
 
 
 def _splits(config: ExperimentConfig, vocabulary: Vocabulary):
-    if not config.data.train_manifest or not config.data.dev_manifest:
-        raise ConfigError("data.train_manifest and data.dev_manifest must both be set")
-    splits, dropped = {}, {}
-    fastest = max(config.augment.speed_factors, default=1.0)
-    for name, path in (("train", config.data.train_manifest), ("dev", config.data.dev_manifest)):
-        kept, reasons = filter_utterances(read_manifest(path), vocabulary, config.features,
-                                          config.model.subsampling, config.train.max_duration,
-                                          fastest_speed=fastest if name == "train" else 1.0)
-        if not kept:
-            raise ManifestError(f"{path}: no usable utterances ({dict(reasons)})")
-        if reasons:
-            log.warning("%s: dropped %d utterance(s): %s", path, sum(reasons.values()), dict(reasons))
-        splits[name], dropped[name] = kept, dict(reasons)
-    dev = sorted(splits["dev"], key=lambda u: u.duration)  # similar lengths batch together
-    return (splits["train"], dev), dropped
+    """((training loader, dev utterances), dropped counts by split and reason).
+
+    Training reads `data.train_store` when set, else `data.train_manifest`'s audio.
+    """
+    data, train_config, speeds = config.data, config.train, config.augment.speed_factors
+    if not (data.train_manifest or data.train_store) or not data.dev_manifest:
+        raise ConfigError("data.dev_manifest and data.train_manifest (or data.train_store) must be set")
+    memory_bytes = train_config.memory_cache_mb * 2**20
+    if data.train_store:
+        loader = StoreLoader(data.train_store, vocabulary, config.features, speed_factors=speeds,
+                             subsampling=config.model.subsampling,
+                             max_duration=train_config.max_duration, memory_bytes=memory_bytes)
+        dropped = {"train": _checked(data.train_store, len(loader), loader.dropped)}
+    else:
+        kept, reasons = _usable(config, vocabulary, data.train_manifest, max(speeds, default=1.0))
+        loader = UtteranceLoader(kept, vocabulary, config.features, memory_bytes=memory_bytes,
+                                 cache_dir=train_config.cache_dir, speed_factors=speeds)
+        dropped = {"train": reasons}
+    dev, dropped["dev"] = _usable(config, vocabulary, data.dev_manifest)
+    return (loader, sorted(dev, key=lambda u: u.duration)), dropped  # similar lengths batch together
+
+
+def _usable(config: ExperimentConfig, vocabulary: Vocabulary, manifest, fastest: float = 1.0):
+    kept, reasons = filter_utterances(read_manifest(manifest), vocabulary, config.features,
+                                      config.model.subsampling, config.train.max_duration,
+                                      fastest_speed=fastest)
+    return kept, _checked(manifest, len(kept), reasons)
+
+
+def _checked(source, count: int, reasons) -> dict[str, int]:
+    if not count:
+        raise ManifestError(f"{source}: no usable utterances ({dict(reasons)})")
+    if reasons:
+        log.warning("%s: dropped %d utterance(s): %s", source, sum(reasons.values()), dict(reasons))
+    return dict(reasons)
 
 
 def _learning_rate(train_config, steps_per_epoch: int):
@@ -351,16 +371,19 @@ def _multi_worker_compatible(model: keras.Model) -> None:
                                      for name, value in train_step(data).items()}
 
 
-def _sharded(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """Across workers, each takes every n-th (per-replica share of a) batch.
+def _training_inputs(strategy, sampler: BatchSampler, loader, augmentation):
+    """The training batches as `strategy` takes them: whole, split over one worker's replicas,
+    or under MultiWorkerMirroredStrategy, each worker loading only its replicas' slices."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return sampled_dataset(sampler, loader, augmentation)
+    total = strategy.num_replicas_in_sync
 
-    The batches come from a Python plan, not files, so file sharding cannot
-    apply; every worker computes all features (a shared train.cache_dir
-    computes them once).
-    """
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options)
+    def worker_inputs(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = total // context.num_input_pipelines
+        share = (context.input_pipeline_id * local, local, total)
+        return sampled_dataset(sampler, loader, augmentation, share)
+
+    return strategy.distribute_datasets_from_function(worker_inputs)
 
 
 def _worker_folder(output_dir: Path, strategy) -> Path:

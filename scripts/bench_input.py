@@ -110,8 +110,8 @@ def main(argv=None) -> int:
         report("padding fraction, bucketed / padded_batch", bucketed / plain, "<=", 0.5,
                f"{bucketed:.1%} vs {plain:.1%}")
 
-        def loader(memory_cache=False):
-            return UtteranceLoader(utterances, vocabulary, features, memory_cache=memory_cache,
+        def loader(memory_bytes=0):
+            return UtteranceLoader(utterances, vocabulary, features, memory_bytes=memory_bytes,
                                    cache_dir=scratch / "cache")
 
         first = feeding_seconds(sampled_dataset(sampler(), loader()))
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
         report("feeding an epoch, first / cached", first / cached, ">=", 5.0,
                f"{first:.2f} s vs {cached:.2f} s")
 
-        pipeline = sampled_dataset(sampler(), loader(memory_cache=True))
+        pipeline = sampled_dataset(sampler(), loader(memory_bytes=2**40))
         in_memory = list(pipeline)  # also warms the loader's memory cache
         model = build_model(vocabulary, features, config.model)
         model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate))

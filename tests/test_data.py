@@ -6,8 +6,8 @@ import pytest
 import soundfile
 
 from asr.config import AugmentConfig, FeatureConfig
-from asr.data import (BatchSampler, FeatureCache, UtteranceLoader, ctc_feasible, filter_utterances,
-                      load_example, make_dataset, sampled_dataset)
+from asr.data import (BatchSampler, FeatureCache, MemoryCache, UtteranceLoader, ctc_feasible,
+                      filter_utterances, load_example, make_dataset, sampled_dataset)
 from asr.features import num_frames
 from asr.manifest import Utterance
 from asr.text import Vocabulary
@@ -185,13 +185,37 @@ def test_feature_cache_is_keyed_by_file_speed_and_features(tmp_path, tone_wav):
 
 def test_loader_reads_features_back_from_the_disk_cache(corpus, tmp_path, monkeypatch):
     vocabulary = Vocabulary()
-    first = UtteranceLoader(corpus, vocabulary, FEATURES, memory_cache=False, cache_dir=tmp_path)
+    first = UtteranceLoader(corpus, vocabulary, FEATURES, memory_bytes=0, cache_dir=tmp_path)
     feats, lengths, labels, label_lengths = first.batch([2, 0], [1.0, 1.1])
     assert list(lengths) == [num_frames(4800, FEATURES), num_frames(1600 * 10 // 11, FEATURES)]
     assert list(label_lengths) == [3, 4] and vocabulary.decode(labels[1]) == "zero"
     monkeypatch.setattr("asr.features.extract", lambda *args: pytest.fail("cache missed"))
-    second = UtteranceLoader(corpus, vocabulary, FEATURES, memory_cache=False, cache_dir=tmp_path)
+    second = UtteranceLoader(corpus, vocabulary, FEATURES, memory_bytes=0, cache_dir=tmp_path)
     np.testing.assert_array_equal(second.batch([2, 0], [1.0, 1.1])[0], feats)
+
+
+def test_features_stay_in_memory_only_when_the_corpus_fits(corpus):
+    frames = sum(num_frames(1600 * (i + 1), FEATURES) for i in range(len(corpus)))
+    need = frames * FEATURES.size * 4  # 4.5 s of audio: 450 frames of 40 float32 bins
+    fits = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=need + 4096)
+    too_small = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=need - 4096)
+    two_speeds = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=need + 4096,
+                                 speed_factors=(0.9, 1.1))
+    for epoch in range(2):
+        for index in range(len(corpus)):
+            np.testing.assert_array_equal(too_small.features(index), fits.features(index))
+    assert fits.loaded == 9 and fits.memory.bytes == frames * FEATURES.size * 4
+    assert too_small.loaded == 18 and too_small.memory.bytes == 0
+    assert two_speeds.memory.limit_bytes == 0
+
+
+def test_the_memory_cache_is_bounded():
+    cache = MemoryCache(12)
+    cache.put("a", np.zeros(3, np.float32))
+    cache.put("b", np.zeros(1, np.float32))  # 12 + 4 bytes > 12: not kept
+    cache.put("c", (1, 2), nbytes=0)
+    assert cache.get("a") is not None and cache.get("b") is None and cache.get("c") == (1, 2)
+    assert cache.bytes == 12
 
 
 def test_feasibility_allows_for_the_fastest_speed(tone_wav):

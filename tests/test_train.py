@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from asr.config import FeatureConfig, ModelConfig, load_config
 from asr.data import BatchSampler
 from asr.manifest import Utterance, write_manifest
 from asr.model import ModelError, build_model, load_model
+from asr.store import build_store
 from asr.text import Vocabulary
 from asr.train import (LossGuard, TrainingDiverged, WarmupDecay, copy_weights, precision_policy,
                        train)
@@ -45,6 +47,14 @@ def write_tone_corpus(folder: Path, count: int, seed: int = 0) -> Path:
 @pytest.fixture(scope="module")
 def tones(tmp_path_factory) -> Path:
     return write_tone_corpus(tmp_path_factory.mktemp("tones"), 24)
+
+
+@pytest.fixture(scope="module")
+def tone_store(tones) -> Path:
+    """The tones' features in a store of three shards (the features of TINY_MODEL)."""
+    build_store(tones, tones.parent / "store", load_config(None, TINY_MODEL).features,
+                shard_size=8, jobs=1)
+    return tones.parent / "store"
 
 
 def overrides(manifest, *extra):
@@ -74,12 +84,15 @@ def cli_train(run: Path, manifest: Path, *extra) -> list[str]:
             str(ROOT / "configs" / "demo.yaml"), *overrides(manifest, *extra)]
 
 
-def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tones, tmp_path):
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tones, tone_store, tmp_path):
+    """The killed run reads the feature store, the uninterrupted one the audio: the
+    store's features are those of the audio, so both end with the same weights."""
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
     def start(run: Path) -> subprocess.Popen:
         log = open(tmp_path / f"{run.name}.log", "a")  # a file: a full pipe would block the run
-        command = cli_train(run, tones, "train.deterministic=true", "train.backup_steps=1")
+        source = [f"data.train_store={tone_store}"] if run.name == "killed" else []
+        command = cli_train(run, tones, "train.deterministic=true", "train.backup_steps=1", *source)
         return subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=log)
 
     def errors(run: Path) -> str:
@@ -251,8 +264,11 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(tones, tmp_pat
         np.testing.assert_allclose(two[name], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-def test_multi_worker_strategy_with_two_local_workers(tones, tmp_path):
-    """Two CPU workers on this machine, as two hosts would run them with TF_CONFIG."""
+def test_multi_worker_strategy_with_two_local_workers(tones, tone_store, tmp_path):
+    """Two CPU workers on this machine, as two hosts would run them with TF_CONFIG.
+
+    Each reads from the store only its half of each batch.
+    """
     import socket
 
     ports = []
@@ -261,16 +277,20 @@ def test_multi_worker_strategy_with_two_local_workers(tones, tmp_path):
             probe.bind(("localhost", 0))
             ports.append(probe.getsockname()[1])
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    python, module, cli, *arguments = cli_train(
+        tmp_path / "run", tones, "train.strategy=multi_worker", "train.epochs=1",
+        "train.batch_size=4", f"data.train_store={tone_store}")
     workers = [subprocess.Popen(
-        cli_train(tmp_path / "run", tones, "train.strategy=multi_worker", "train.epochs=1",
-                  "train.batch_size=4"),
+        [python, module, cli, "--verbose", *arguments],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
              "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE) for index in range(2)]
+    loaded = []
     try:
         for worker in workers:
             _, errors = worker.communicate(timeout=300)
             assert worker.returncode == 0, errors.decode()[-3000:]
+            loaded += re.findall(r"this worker loaded (\d+) training utterance", errors.decode())
     finally:  # a worker left alone waits for its peer forever
         for worker in workers:
             worker.kill()
@@ -279,3 +299,4 @@ def test_multi_worker_strategy_with_two_local_workers(tones, tmp_path):
     for name in chief:  # synchronous training: the workers end with the same weights
         np.testing.assert_array_equal(other[name], chief[name], err_msg=name)
     assert (tmp_path / "run" / "model.keras").is_file()
+    assert loaded == ["12", "12"]  # 24 utterances in an epoch, each worker's half of each batch

@@ -1,0 +1,336 @@
+"""A sharded feature store: a manifest's features and transcripts in large TFRecord files.
+
+`build_store` extracts the features of every utterance of a manifest, once per
+speed factor, into shards of `shard_size` utterances, several processes at a
+time. A store folder holds:
+
+    store.json            the settings (`features` section, speeds, shard size); when
+                          complete, also the utterance count, characters and drops
+    shard-00000.tfrecord  one `tf.train.Example` per utterance and speed (`parse_example`)
+    shard-00000.npy       that shard's rows of the index (`INDEX_FIELDS`)
+    shard-00000.json      its drops by reason and its characters: the shard is done
+    index.npy             every shard's rows, in manifest order, once all are done
+
+Each file is written under a temporary name and renamed, the `.json` last, so a
+build killed and run again redoes only the shards that lack one.
+
+Training reads a record by its index row: it starts `offset` bytes into its
+shard and is `size` bytes long (TFRecord framing included), so a planned batch
+reads its own utterances and nothing else. The shards are plain TFRecord files
+too: `dataset` reads them with `tf.data` alone.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from asr import audio, augment, features
+from asr.config import FeatureConfig, to_dict
+from asr.data import MEMORY_BYTES, memory_cache, pad
+from asr.errors import AsrError
+from asr.manifest_index import ManifestIndex, read_records
+from asr.text import Vocabulary, normalize
+
+log = logging.getLogger(__name__)
+STORE_VERSION = 1
+INDEX_FIELDS = [
+    ("position", "i8"),  # the utterance's record number in the manifest
+    ("speed", "f4"),  # speed factor the features were computed at
+    ("duration", "f4"),  # seconds of audio at speed 1.0
+    ("frames", "i4"),  # feature frames stored
+    ("label_frames", "i4"),  # CTC's fewest logit frames for the transcript: labels + repeats
+    ("shard", "i4"),
+    ("offset", "i8"),  # bytes into the shard where the record's framing starts
+    ("size", "i4"),  # bytes of the record with its framing (8 + 4 + payload + 4)
+]
+_FRAMING = 16  # TFRecord: length (8 bytes), its CRC (4), payload, payload CRC (4)
+
+
+class StoreError(AsrError):
+    """A store folder that cannot be built into or read; the message names it and says why."""
+
+
+def build_store(manifest, folder, feature_config: FeatureConfig = FeatureConfig(),
+                speeds=(1.0,), shard_size: int = 256, jobs: int | None = None) -> dict:
+    """Write the features of `manifest` at each of `speeds` into a store at `folder`.
+
+    `jobs` processes (default: all cores) write one shard each at a time.
+    Running it again finishes a killed build. Returns store.json's contents.
+    """
+    folder, index = Path(folder), ManifestIndex(manifest)
+    settings = {"version": STORE_VERSION, "features": to_dict(feature_config),
+                "speeds": sorted(set(map(float, speeds))), "shard_size": shard_size,
+                "manifest": str(Path(manifest).resolve())}
+    _claim(folder, settings)
+    count = -(-len(index) // shard_size)
+    todo = [shard for shard in range(count) if not _shard_path(folder, shard, ".json").exists()]
+    log.info("%s: %d of %d shard(s) to write", folder, len(todo), count)
+    tasks = [(str(index.path), str(index.root), str(folder), shard,
+              int(index.offsets[shard * shard_size]), shard * shard_size,
+              min(shard_size, len(index) - shard * shard_size), settings)
+             for shard in todo]
+    jobs = min(jobs or os.cpu_count() or 1, len(tasks))
+    if jobs > 1:  # "spawn": TensorFlow's threads do not survive a fork
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            list(pool.map(_write_shard, tasks))
+    else:
+        for task in tasks:
+            _write_shard(task)
+    return _finish(folder, count, settings)
+
+
+def parse_example(serialized, feature_size: int) -> dict:
+    """A serialized record -> {"id", "text", "speed", "features": (frames, feature_size) float32}."""
+    record = tf.io.parse_single_example(serialized, {
+        "id": tf.io.FixedLenFeature([], tf.string), "text": tf.io.FixedLenFeature([], tf.string),
+        "speed": tf.io.FixedLenFeature([], tf.float32),
+        "features": tf.io.FixedLenFeature([], tf.string)})
+    values = tf.io.decode_raw(record.pop("features"), tf.float32, little_endian=True)
+    return {**record, "features": tf.reshape(values, [-1, feature_size])}
+
+
+def dataset(folder, parallel_reads: int = 4) -> tf.data.Dataset:
+    """Every record of a store, read by `tf.data` alone (see `parse_example`).
+
+    Records come round-robin from `parallel_reads` shards at a time, in a fixed order.
+    """
+    store = FeatureStore(folder)
+    shards = sorted(str(path) for path in Path(folder).glob("shard-*.tfrecord"))
+    size = FeatureConfig(**store.settings["features"]).size
+    return (tf.data.Dataset.from_tensor_slices(shards)
+            .interleave(tf.data.TFRecordDataset, cycle_length=parallel_reads,
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .map(lambda record: parse_example(record, size), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+class FeatureStore:
+    """A complete store: `index` (rows, `INDEX_FIELDS` and "id"), memory-mapped, and `read`."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        try:
+            self.settings = json.loads((self.folder / "store.json").read_text())
+        except (OSError, ValueError) as error:
+            raise StoreError(f"{self.folder}: not a feature store ({error})") from None
+        if not self.settings.get("complete"):
+            raise StoreError(f"{self.folder}: the store is incomplete; run `asr prepare-features` "
+                             "with the same arguments again to finish it")
+        self.index = np.load(self.folder / "index.npy", mmap_mode="r")
+        self.feature_config = FeatureConfig(**self.settings["features"])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def read(self, row: int) -> tuple[np.ndarray, str]:
+        """Row `row`'s features (frames, feature_size) float32 and normalised transcript."""
+        entry = self.index[row]
+        with open(_shard_path(self.folder, int(entry["shard"]), ".tfrecord"), "rb") as shard:
+            record = os.pread(shard.fileno(), int(entry["size"]), int(entry["offset"]))
+        example = tf.train.Example.FromString(record[12:-4]).features.feature
+        values = np.frombuffer(example["features"].bytes_list.value[0], "<f4")
+        return (values.reshape(int(entry["frames"]), self.feature_config.size),
+                example["text"].bytes_list.value[0].decode("utf-8"))
+
+
+def label_frames(text: str) -> int:
+    """CTC's fewest logit frames for `text` (one character a label): labels plus repeats."""
+    return len(text) + sum(1 for a, b in zip(text, text[1:]) if a == b)
+
+
+def _claim(folder: Path, settings: dict) -> None:
+    """Start a store at `folder`, or check that the store there has the same settings."""
+    path = folder / "store.json"
+    if path.exists():
+        existing = json.loads(path.read_text())
+        if {key: existing.get(key) for key in settings} != settings:
+            raise StoreError(f"{folder}: holds a store of other settings (manifest, features, "
+                             "speeds or shard size); use another folder or delete it")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_json(path, settings)
+
+
+def _write_shard(task) -> None:
+    """Extract one shard's features and write its records, index rows and summary."""
+    manifest, root, folder, shard, offset, first, count, settings = task
+    folder, config = Path(folder), FeatureConfig(**settings["features"])
+    rows, ids, dropped, characters, position_bytes = [], [], collections.Counter(), set(), 0
+    records = _shard_path(folder, shard, ".tfrecord")
+    partial = records.with_name(f".{records.name}.partial")
+    with tf.io.TFRecordWriter(str(partial)) as writer:
+        for position, utterance in enumerate(read_records(manifest, offset, count, root), first):
+            text = normalize(utterance.text)
+            if not text:
+                dropped["empty transcript"] += 1
+                continue
+            try:
+                samples = audio.load_audio(utterance.audio_filepath, config.sample_rate)
+            except audio.AudioError as error:
+                log.warning("%s", error)
+                dropped["unreadable audio"] += 1
+                continue
+            characters.update(text)
+            for speed in settings["speeds"]:
+                values = features.extract(augment.change_speed(samples, speed, config.sample_rate),
+                                          config)
+                payload = _example(utterance.key, text, speed, values)
+                writer.write(payload)
+                rows.append((position, speed, len(samples) / config.sample_rate, len(values),
+                             label_frames(text), shard, position_bytes, len(payload) + _FRAMING))
+                ids.append(utterance.key.encode("utf-8"))
+                position_bytes += len(payload) + _FRAMING
+    os.replace(partial, records)
+    _save_index(_shard_path(folder, shard, ".npy"), rows, ids)
+    _write_json(_shard_path(folder, shard, ".json"),
+                {"dropped": dict(dropped), "characters": "".join(sorted(characters))})
+
+
+def _example(key: str, text: str, speed: float, values: np.ndarray) -> bytes:
+    feature = tf.train.Feature
+    return tf.train.Example(features=tf.train.Features(feature={
+        "id": feature(bytes_list=tf.train.BytesList(value=[key.encode("utf-8")])),
+        "text": feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")])),
+        "speed": feature(float_list=tf.train.FloatList(value=[speed])),
+        "features": feature(bytes_list=tf.train.BytesList(
+            value=[values.astype("<f4", copy=False).tobytes()])),
+    })).SerializeToString(deterministic=True)  # map keys sorted: the same bytes in any process
+
+
+def _save_index(path: Path, rows, ids) -> None:
+    width = max((len(key) for key in ids), default=1)
+    table = np.empty(len(rows), [("id", f"S{width}"), *INDEX_FIELDS])
+    for name, column in zip([field for field, _ in INDEX_FIELDS], zip(*rows) if rows else ()):
+        table[name] = column
+    table["id"] = ids
+    _save_table(path, table)
+
+
+def _finish(folder: Path, count: int, settings: dict) -> dict:
+    """Join the shards' index rows into index.npy and mark the store complete."""
+    tables, dropped, characters = [], collections.Counter(), set()
+    for shard in range(count):
+        tables.append(np.load(_shard_path(folder, shard, ".npy")))
+        summary = json.loads(_shard_path(folder, shard, ".json").read_text())
+        dropped.update(summary["dropped"])
+        characters.update(summary["characters"])
+    width = max((table.dtype["id"].itemsize for table in tables), default=1)
+    kind = np.dtype([("id", f"S{width}"), *INDEX_FIELDS])
+    index = np.concatenate([table.astype(kind) for table in tables]) if tables else np.empty(0, kind)
+    _save_table(folder / "index.npy", index)
+    settings = {**settings, "complete": True, "shards": count, "entries": len(index),
+                "utterances": int(np.sum(index["speed"] == settings["speeds"][0])),
+                "characters": "".join(sorted(characters)), "dropped": dict(dropped)}
+    _write_json(folder / "store.json", settings)
+    return settings
+
+
+def _save_table(path: Path, table: np.ndarray) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "wb") as out:
+        np.save(out, table)
+    os.replace(partial, path)
+
+
+def _write_json(path: Path, value: dict) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(partial, path)
+
+
+def _shard_path(folder: Path, shard: int, suffix: str) -> Path:
+    return folder / f"shard-{shard:05d}{suffix}"
+
+
+class StoreLoader:
+    """The training utterances of a store, as `asr.data.UtteranceLoader` serves a manifest's.
+
+    Keeps the utterances `filter_utterances` would: transcripts within the
+    vocabulary (checked on the store's characters), at most `max_duration`
+    seconds, CTC-feasible at the fastest of `speed_factors` (each must be stored).
+    Holds per utterance its index rows (one per speed) and duration; features
+    are read when a batch needs them, and kept in memory when all of them fit
+    in `memory_bytes`.
+    """
+
+    def __init__(self, folder, vocabulary: Vocabulary, feature_config: FeatureConfig, *,
+                 speed_factors=(), subsampling: int = 1, max_duration: float = float("inf"),
+                 memory_bytes: int = MEMORY_BYTES):
+        self.store = store = FeatureStore(folder)
+        self.vocabulary, self.feature_config = vocabulary, feature_config
+        if store.feature_config != feature_config:
+            differ = [key for key, value in to_dict(feature_config).items()
+                      if store.settings["features"][key] != value]
+            raise StoreError(f"{folder}: holds other features (features.{', features.'.join(differ)})")
+        stored, speeds = store.settings["speeds"], tuple(speed_factors) or (1.0,)
+        missing = sorted(set(speeds) - set(stored))
+        if missing:
+            raise StoreError(f"{folder}: holds no features at speed(s) {missing} (it has {stored}); "
+                             "build it with those --speeds")
+        outside = sorted(set(store.settings["characters"]) - set(vocabulary.characters))
+        if outside:
+            raise StoreError(f"{folder}: transcripts use characters outside the vocabulary: "
+                             f"{''.join(outside)!r}")
+        # Keyed as float32: the sampler's plan carries speeds in that type.
+        self.columns = {np.float32(speed): column for column, speed in enumerate(speeds)}
+        rows = np.arange(len(store)).reshape(-1, len(stored))[:, [stored.index(s) for s in speeds]]
+        frames = np.asarray(store.index["frames"])[rows].min(axis=1)  # at the fastest speed
+        durations = np.asarray(store.index["duration"])[rows[:, 0]]
+        too_long = durations > max_duration
+        infeasible = ~too_long & (-(-frames // subsampling) < store.index["label_frames"][rows[:, 0]])
+        keep = ~(too_long | infeasible)
+        self.rows, self.durations = rows[keep], durations[keep].astype(np.float64)
+        self.dropped = collections.Counter(store.settings["dropped"])
+        self.dropped.update({"longer than max_duration": int(too_long.sum()),
+                             "transcript too long for its audio": int(infeasible.sum())})
+        self.dropped = +self.dropped  # without zero counts
+        frames = np.asarray(store.index["frames"])[self.rows].sum()
+        self.memory = memory_cache(frames * feature_config.size * 4, memory_bytes)
+        self.loaded, self._lock = 0, threading.Lock()  # records read, not served from memory
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def keys(self) -> Sequence[str]:
+        """The utterances' ids, read from the index when asked for."""
+        return _Keys(self.store.index, self.rows[:, 0])
+
+    def example(self, index: int, speed: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Utterance `index` at `speed`: features (frames, size) float32 and labels (length,) int32."""
+        row = int(self.rows[index, self.columns[np.float32(speed)]])
+        cached = self.memory.get(row)
+        if cached is not None:
+            return cached
+        values, text = self.store.read(row)
+        labels = np.asarray(self.vocabulary.encode(text), np.int32)
+        self.memory.put(row, (values, labels), values.nbytes + labels.nbytes)
+        with self._lock:
+            self.loaded += 1
+        return values, labels
+
+    def batch(self, indices, speeds):
+        """Zero-padded features (b, frames, size), lengths (b,), labels (b, length), label lengths (b,)."""
+        feats, labels = zip(*(self.example(int(i), float(s)) for i, s in zip(indices, speeds)))
+        return (*pad(feats, np.float32), *pad(labels, np.int32))
+
+
+class _Keys(Sequence):
+    def __init__(self, index: np.ndarray, rows: np.ndarray):
+        self.index, self.rows = index, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, position: int) -> str:
+        return self.index["id"][self.rows[position]].decode("utf-8")

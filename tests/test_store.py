@@ -1,0 +1,123 @@
+"""The sharded feature store: round trip, resuming a killed build, training-side reads."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from asr import audio, augment, features
+from asr.config import FeatureConfig
+from asr.manifest import Utterance, write_manifest
+from asr.store import FeatureStore, StoreError, StoreLoader, build_store, dataset, label_frames
+from asr.text import Vocabulary
+from conftest import make_tone
+
+FEATURES = FeatureConfig(n_mels=20)
+WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "zero")
+
+
+def write_corpus(folder: Path, count: int, seconds=(0.3, 0.6), broken: int | None = None) -> Path:
+    rng = np.random.default_rng(0)
+    utterances = []
+    for index in range(count):
+        path = folder / f"u{index:03d}.wav"
+        length = float(rng.uniform(*seconds))
+        if index == broken:
+            path.write_bytes(b"not audio")
+        else:
+            soundfile.write(path, make_tone(length, frequency=200 + 37 * index, seed=index), 16000)
+        utterances.append(Utterance(str(path), length, WORDS[index % 10], id=f"u{index:03d}"))
+    write_manifest(utterances, folder / "train.jsonl")
+    return folder / "train.jsonl"
+
+
+def direct(path: str, speed: float) -> np.ndarray:
+    samples = audio.load_audio(path, FEATURES.sample_rate)
+    return features.extract(augment.change_speed(samples, speed, FEATURES.sample_rate), FEATURES)
+
+
+def test_store_round_trip_is_bit_equal_to_direct_extraction(tmp_path):
+    manifest = write_corpus(tmp_path, 7, broken=3)
+    summary = build_store(manifest, tmp_path / "store", FEATURES, speeds=(1.1, 1.0), shard_size=3,
+                          jobs=2)
+    assert (summary["shards"], summary["utterances"], summary["entries"]) == (3, 6, 12)
+    assert summary["dropped"] == {"unreadable audio": 1}
+    store = FeatureStore(tmp_path / "store")
+    index = store.index
+    assert [key.decode() for key in index["id"][::2]] == [f"u{i:03d}" for i in (0, 1, 2, 4, 5, 6)]
+    assert list(index["speed"][:2]) == [1.0, 1.1]  # speeds in order, per utterance
+    for row, entry in enumerate(index):
+        path = str(tmp_path / f"{entry['id'].decode()}.wav")
+        values, text = store.read(row)
+        np.testing.assert_array_equal(values, direct(path, float(entry["speed"])))
+        assert text == WORDS[int(entry["position"]) % 10]
+        assert entry["label_frames"] == label_frames(text)
+        assert entry["duration"] == pytest.approx(soundfile.info(path).duration, abs=1e-6)
+    records = list(dataset(tmp_path / "store").as_numpy_iterator())  # tf.data alone
+    assert len(records) == len(index)
+    rows = {(entry["id"], float(entry["speed"])): row for row, entry in enumerate(index)}
+    for record in records:
+        row = rows.pop((record["id"], float(record["speed"])))
+        np.testing.assert_array_equal(record["features"], store.read(row)[0])
+        assert record["text"].decode() == store.read(row)[1]
+    assert not rows
+
+
+def test_a_killed_build_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
+    manifest = write_corpus(tmp_path, 80, seconds=(1.0, 1.5))
+    command = [sys.executable, "-m", "asr.cli", "prepare-features", "--config",
+               str(Path(__file__).parents[1] / "configs" / "demo.yaml"), "--manifest", str(manifest),
+               "--shard-size", "2", "--jobs", "1", "features.n_mels=20"]
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    process = subprocess.Popen([*command, "--out", str(killed)], stderr=subprocess.PIPE)
+    trigger = killed / "shard-00003.json"
+    while not trigger.exists() and process.poll() is None:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    done = sorted(killed.glob("shard-*.json"))
+    assert 4 <= len(done) < 40 and not (killed / "index.npy").exists()
+    with pytest.raises(StoreError, match="incomplete"):
+        FeatureStore(killed)
+    written = {path: path.stat().st_mtime_ns for path in killed.glob("shard-*.tfrecord")
+               if path.with_suffix(".json").exists()}
+
+    subprocess.run([*command, "--out", str(killed)], check=True, capture_output=True)
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in written.items())  # not redone
+    build_store(manifest, whole, FEATURES, shard_size=2, jobs=1)
+    assert sorted(p.name for p in killed.iterdir()) == sorted(p.name for p in whole.iterdir())
+    for path in whole.glob("shard-*.tfrecord"):
+        assert (killed / path.name).read_bytes() == path.read_bytes(), path.name
+    np.testing.assert_array_equal(np.load(killed / "index.npy"), np.load(whole / "index.npy"))
+
+
+def test_store_loader_filters_like_the_manifest_path_and_checks_its_store(tmp_path):
+    manifest = write_corpus(tmp_path, 6)
+    build_store(manifest, tmp_path / "store", FEATURES, speeds=(0.9, 1.0), shard_size=4, jobs=1)
+    loader = StoreLoader(tmp_path / "store", Vocabulary(), FEATURES, speed_factors=(1.0, 0.9),
+                         subsampling=4, max_duration=0.5, memory_bytes=0)
+    durations = FeatureStore(tmp_path / "store").index["duration"][::2]
+    assert len(loader) + loader.dropped["longer than max_duration"] == 6
+    assert np.all(loader.durations <= 0.5) and sum(durations > 0.5) > 0
+    first = loader.keys()[0]
+    values, lengths, labels, label_lengths = loader.batch([0, 0], np.float32([0.9, 1.0]))
+    position = int(first[1:])
+    np.testing.assert_array_equal(values[1, :lengths[1]],
+                                  direct(str(tmp_path / f"{first}.wav"), 1.0))
+    assert Vocabulary().decode(labels[0, :label_lengths[0]]) == WORDS[position % 10]
+    assert loader.loaded == 2
+    with pytest.raises(StoreError, match=r"no features at speed\(s\) \[1.1\]"):
+        StoreLoader(tmp_path / "store", Vocabulary(), FEATURES, speed_factors=(1.1,))
+    with pytest.raises(StoreError, match="other features .*n_mels"):
+        StoreLoader(tmp_path / "store", Vocabulary(), FeatureConfig())
+    with pytest.raises(StoreError, match="outside the vocabulary"):
+        StoreLoader(tmp_path / "store", Vocabulary("abc"), FEATURES)
+    with pytest.raises(StoreError, match="other settings"):
+        build_store(manifest, tmp_path / "store", FEATURES, speeds=(1.0,), shard_size=4)
+    assert json.loads((tmp_path / "store" / "store.json").read_text())["speeds"] == [0.9, 1.0]
