@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +59,11 @@ def export(model, output, format: str = "saved_model", *, quantize: bool = False
         raise ExportError(f"unknown export format {format!r} (expected one of {', '.join(FORMATS)})")
     if quantize and format != "tflite":
         raise ExportError("quantization is for the tflite format only")
+    output = Path(output)
+    if format == "saved_model" and output.exists() and any(output.iterdir()):
+        raise ExportError(f"{output}: already exists and is not empty")
     if not isinstance(model, SpeechRecognizer):
         model = load_model(model)
-    output = Path(output)
     with _explicit_lstm(model):
         if format == "saved_model":
             path = _write_saved_model(model, output)
@@ -122,9 +125,13 @@ def _write_saved_model(model, output: Path) -> Path:
         outputs = serve(audio, lengths)
         return {**outputs, "text": bytes_to_strings(outputs["text_bytes"], outputs["text_lengths"])}
 
-    if output.exists() and any(output.iterdir()):
-        raise ExportError(f"{output}: already exists and is not empty")
-    _archive(model, serving_default, output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
+    try:
+        _archive(model, serving_default, staging)  # then renamed: a reader never sees half a model
+        os.replace(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already unless writing failed
     return output
 
 

@@ -2,15 +2,16 @@
 
 Everything `asr` does in Python around the model is redone here as graph ops
 with its constants baked in, so an exported model needs neither librosa nor
-asr: `log_mel` is `asr.features.extract` (librosa's centred STFT with its
+asr: `LogMel` is `asr.features.extract` (librosa's centred STFT with its
 window, zero padding and Slaney mel filterbank, then the per-utterance
-normalisation), and `greedy_text` is `asr.decode.greedy_decode` followed by
+normalisation), and `GreedyText` is `asr.decode.greedy_decode` followed by
 the word joining of `asr.transcribe` (no leading, trailing or double spaces).
 
 Only numeric ops that the TFLite builtins and ONNX both have are used (matmul,
-conv, gather, cumsum, scatter): the STFT is a strided convolution with the
-windowed DFT basis as its kernel, and text comes out as UTF-8 bytes in a
-uint8 tensor, since string tensors are TensorFlow-only.
+gather, cumsum, scatter): the STFT is a product of the frames with the
+windowed DFT basis, and text comes out as UTF-8 bytes in a uint8 tensor, since
+string tensors are TensorFlow-only. Constants are kept as NumPy arrays, which
+become graph constants when traced (captured tensors would become ONNX inputs).
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ class LogMel:
 
     A frame t of librosa's centred STFT reads samples [t·hop - n_fft/2, t·hop + n_fft/2),
     zero-padded at both ends, through the Hann window of `win_length` centred in n_fft.
-    Only the window's support matters, so the convolution kernel is win_length taps of
-    window × cos and window × sin for the n_fft/2 + 1 bins (a phase shift of the frame
-    leaves |X|² unchanged), and the audio is padded by the support's distance to the
-    frame edges. frames = 1 + samples // hop, as in `asr.features.num_frames`.
+    Only the window's support matters, so each frame is win_length samples, multiplied
+    by the window × cos and window × sin basis of the n_fft/2 + 1 bins (a phase shift of
+    the frame leaves |X|² unchanged); the audio is padded by the support's distance to
+    the frame edges. frames = 1 + samples // hop, as in `asr.features.num_frames`.
+
+    The constant matrices multiply from the left, (bins, taps) @ (taps, frames): the
+    TFLite converter's dynamic-range quantization stores right-hand constants (weights)
+    as int8, which would cost the features two digits.
     """
 
     def __init__(self, config: FeatureConfig):
@@ -42,17 +47,17 @@ class LogMel:
         window = librosa.filters.get_window("hann", win_length, fftbins=True)
         self.left = n_fft // 2 - (n_fft - win_length) // 2  # samples before a frame's centre
         self.right = win_length - self.left
-        taps = np.arange(win_length)[:, None] + (n_fft - win_length) // 2
-        angles = 2 * np.pi * taps * np.arange(n_fft // 2 + 1)[None, :] / n_fft
-        basis = np.concatenate([np.cos(angles), -np.sin(angles)], axis=1) * window[:, None]
-        self.kernel = basis[:, None, :].astype(np.float32)  # (win_length, 1, 2·bins)
+        taps = np.arange(win_length)[None, :] + (n_fft - win_length) // 2
+        angles = 2 * np.pi * np.arange(n_fft // 2 + 1)[:, None] * taps / n_fft
+        basis = np.concatenate([np.cos(angles), -np.sin(angles)]) * window[None, :]
+        self.basis = basis[None].astype(np.float32)  # (1, 2·bins, win_length)
         mel = librosa.filters.mel(sr=config.sample_rate, n_fft=n_fft, n_mels=config.n_mels,
                                   fmin=config.fmin, fmax=config.fmax)
-        self.mel = mel.T.astype(np.float32)  # (bins, n_mels)
+        self.mel = mel[None].astype(np.float32)  # (1, n_mels, bins)
         self.dct = None
         if config.kind == "mfcc":  # librosa.feature.mfcc: orthonormal DCT-II over mel bins
             dct = scipy.fft.dct(np.eye(config.n_mels), type=2, norm="ortho", axis=0)[:config.n_mfcc]
-            self.dct = dct.T.astype(np.float32)  # (n_mels, n_mfcc)
+            self.dct = dct[None].astype(np.float32)  # (1, n_mfcc, n_mels)
         elif config.kind != "logmel":
             raise ValueError(f"unknown feature kind {config.kind!r} (expected 'logmel' or 'mfcc')")
 
@@ -69,12 +74,14 @@ class LogMel:
         samples = tf.shape(audio)[1]
         audio = tf.where(tf.range(samples)[None, :] < lengths[:, None], audio, 0.0)
         audio = tf.pad(audio, [[0, 0], [self.left, self.right]])
-        spectrum = tf.nn.conv1d(audio[:, :, None], self.kernel, self.config.hop_length, "VALID")
-        real, imaginary = tf.split(spectrum, 2, axis=-1)
-        power = real * real + imaginary * imaginary  # (batch, frames, bins)
-        features = tf.math.log(tf.matmul(power, self.mel) + LOG_FLOOR)
+        frames = tf.signal.frame(audio, self.config.win_length, self.config.hop_length)
+        spectrum = tf.matmul(self.basis, frames, transpose_b=True)  # (batch, 2·bins, frames)
+        real, imaginary = tf.split(spectrum, 2, axis=1)
+        power = real * real + imaginary * imaginary
+        features = tf.math.log(tf.matmul(self.mel, power) + LOG_FLOOR)  # (batch, n_mels, frames)
         if self.dct is not None:
-            features = tf.matmul(features, self.dct)
+            features = tf.matmul(self.dct, features)
+        features = tf.transpose(features, [0, 2, 1])
         frame_lengths = self.frame_lengths(lengths)
         mask = tf.cast(tf.range(tf.shape(features)[1])[None, :] < frame_lengths[:, None], tf.float32)
         mask = mask[:, :, None]
