@@ -10,6 +10,10 @@ The exported graph needs no asr code, librosa or Keras:
     logit_lengths  (batch,) int32            true logit frames per row
     features       (batch, frames, size)     the model's input features (as `asr.features.extract`)
     feature_lengths (batch,) int32           true feature frames per row
+    word_starts    (batch, words) int32      each word's first logit frame on the greedy path
+    word_ends      (batch, words) int32      and its last + 1 (zero-padded to at least one column);
+                                             seconds = frame · hop · subsampling / rate
+    word_counts    (batch,) int32            words per row
     text           (batch,) string           SavedModel only (string tensors are TensorFlow's)
 
 Features are computed in the graph (`asr.serving.LogMel`) and decoded greedily
@@ -94,8 +98,10 @@ def serving_function(model, batch: int | None = None):
         logits = model({"features": features, "feature_lengths": feature_lengths}, training=False)
         logit_lengths = model.output_lengths(feature_lengths)
         text, text_lengths = greedy(logits, logit_lengths)
+        word_starts, word_ends, word_counts = greedy.word_frames(logits, logit_lengths)
         return {"text_bytes": text, "text_lengths": text_lengths, "logits": logits,
-                "logit_lengths": logit_lengths, "features": features, "feature_lengths": feature_lengths}
+                "logit_lengths": logit_lengths, "features": features, "feature_lengths": feature_lengths,
+                "word_starts": word_starts, "word_ends": word_ends, "word_counts": word_counts}
 
     return serve
 

@@ -134,10 +134,32 @@ class GreedyText:
 
     def labels(self, logits, lengths):
         """-> (batch, frames) emitted label ids (zeros after), (batch,) label counts."""
-        best = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        best, valid = _best_path(logits, lengths)
         previous = tf.pad(best[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
-        valid = tf.range(tf.shape(best)[1])[None, :] < lengths[:, None]
         return compact(best, valid & (best != 0) & (best != previous))
+
+    def word_frames(self, logits, lengths):
+        """-> (batch, words) first logit frame and end frame (last + 1) of each word, (batch,) word counts.
+
+        As `asr.timestamps.words` on the greedy path: a word holds the frames of its
+        characters, repeats included; space frames separate words, blanks do not.
+        """
+        best, valid = _best_path(logits, lengths)
+        space = valid & (best == self.space)
+        stretch = tf.cumsum(tf.cast(space, tf.int32), axis=1)  # space-separated stretch of each frame
+        letter = valid & (best != 0) & ~space
+        frames, count = compact(tf.broadcast_to(tf.range(tf.shape(best)[1]), tf.shape(best)), letter)
+        stretches, _ = compact(stretch, letter)
+        position = tf.range(tf.shape(best)[1])[None, :]
+        inside = position < count[:, None]
+        previous = tf.pad(stretches[:, :-1], [[0, 0], [1, 0]])
+        following = tf.pad(stretches[:, 1:], [[0, 0], [0, 1]])
+        first = inside & ((position == 0) | (stretches != previous))
+        last = inside & ((position == count[:, None] - 1) | (stretches != following))
+        starts, words = compact(frames, first)
+        ends, _ = compact(frames + 1, last)
+        width = tf.maximum(tf.reduce_max(words), 1)  # LiteRT cannot hand out an empty int32 slice
+        return starts[:, :width], ends[:, :width], words
 
     def __call__(self, logits, lengths):
         """-> (batch, width) uint8 UTF-8 bytes, zero-padded, and (batch,) byte counts."""
@@ -156,6 +178,12 @@ class GreedyText:
         batch = tf.shape(labels)[0]
         text, byte_counts = compact(tf.reshape(code, [batch, -1]), tf.reshape(used, [batch, -1]))
         return tf.cast(text[:, :tf.reduce_max(byte_counts)], tf.uint8), byte_counts
+
+
+def _best_path(logits, lengths):
+    """-> (batch, frames) argmax labels and the (batch, frames) mask of frames within each length."""
+    best = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    return best, tf.range(tf.shape(best)[1])[None, :] < lengths[:, None]
 
 
 def bytes_to_strings(text, byte_counts):

@@ -74,11 +74,13 @@ def clips(tmp_path_factory):
 def reference(model_path, clips):
     """The Keras path: `asr transcribe` (greedy) texts, and features and logits per clip."""
     model = load_model(model_path)
-    results = {t.path: t.text for t in transcribe(clips, model)}
+    results = {t.path: t for t in transcribe(clips, model)}
     extracted = [features.extract(soundfile.read(path, dtype="float32")[0], model.feature_config)
                  for path in clips]
     logits = [forward_function(model)(f[None], np.array([len(f)], np.int32)).numpy()[0] for f in extracted]
-    return {"texts": [results[str(path)] for path in clips], "features": extracted, "logits": logits}
+    seconds_per_frame = model.feature_config.hop_length * model.model_config.subsampling / RATE
+    return {"texts": [results[str(path)].text for path in clips], "features": extracted, "logits": logits,
+            "words": [results[str(path)].words for path in clips], "seconds_per_frame": seconds_per_frame}
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +105,12 @@ def batch(clips):
 def check_against_keras(outputs, reference, lengths):
     assert texts(outputs) == reference["texts"]
     assert sum(" " in text for text in reference["texts"]) >= 2
+    for row, words in enumerate(reference["words"]):  # asr.transcribe's times, capped at the audio's end
+        count, seconds = outputs["word_counts"][row], reference["seconds_per_frame"]
+        assert count == len(words)
+        assert np.allclose(outputs["word_starts"][row, :count] * seconds, [w.start for w in words], atol=1e-3)
+        ends = np.minimum(outputs["word_ends"][row, :count] * seconds, lengths[row] / RATE)
+        assert np.allclose(ends, [w.end for w in words], atol=1e-3)
     for row, (expected_features, expected_logits) in enumerate(zip(reference["features"], reference["logits"])):
         frames = outputs["feature_lengths"][row]
         if lengths[row] < FeatureConfig().n_fft:  # too short for asr.transcribe, which leaves it out

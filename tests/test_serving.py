@@ -9,6 +9,7 @@ from asr.config import FeatureConfig
 from asr.decode import greedy_decode
 from asr.serving import GreedyText, LogMel, bytes_to_strings, compact
 from asr.text import Vocabulary
+from asr.timestamps import words
 
 TOLERANCE = 1e-3  # max absolute difference in (standardised) log-mel
 
@@ -76,7 +77,7 @@ def test_compact_moves_kept_values_to_the_front():
 
 
 @pytest.mark.parametrize("characters", [" 'abcdefghijklmnopqrstuvwxyz", "ab cé€"], ids=["ascii", "utf-8"])
-def test_greedy_text_is_the_decoder_then_joined_words(characters):
+def test_greedy_text_and_word_frames_are_the_decoder_and_its_word_times(characters):
     vocabulary = Vocabulary(characters)
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((6, 40, vocabulary.size)).astype(np.float32)
@@ -90,3 +91,10 @@ def test_greedy_text_is_the_decoder_then_joined_words(characters):
         assert bytes(text.numpy()[row, :byte_counts[row]]).decode("utf-8") == expected
         assert strings[row].decode("utf-8") == expected
     assert any("  " in vocabulary.decode(greedy_decode(row, n)) for row, n in zip(logits, lengths))
+
+    starts, ends, counts = (t.numpy() for t in GreedyText(vocabulary).word_frames(tf.constant(logits),
+                                                                                  tf.constant(lengths)))
+    for row, length in enumerate(lengths):
+        path = logits[row, :length].argmax(axis=-1)
+        expected = words(path, logits[row, :length], vocabulary, seconds_per_frame=1.0)
+        assert [(w.start, w.end) for w in expected] == list(zip(starts[row, :counts[row]], ends[row, :counts[row]]))
