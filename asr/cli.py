@@ -405,6 +405,7 @@ def _tune_lm(args) -> int:
 
 
 def _export(args) -> int:
+    _start_tensorflow(args)
     from asr.export import export
 
     exported = export(args.model, args.output, args.format, quantize=args.quantize)

@@ -33,12 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.errors import AsrError
+
 FORMATS = ("saved_model", "tflite", "onnx")
 FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}  # a SavedModel is a folder of its own
 ONNX_OPSET = 17
 
 
-class ExportError(ValueError):
+class ExportError(AsrError):
     """A model that cannot be exported in the requested format (one line, naming the output)."""
 
 

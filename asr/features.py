@@ -8,7 +8,7 @@ import numpy as np
 from asr.config import FeatureConfig
 
 LOG_FLOOR = 1e-6  # keeps log() finite on digital silence
-NORMALIZE_EPSILON = 1e-5  # keeps the division finite on constant bins
+STANDARDIZE_EPSILON = 1e-5  # keeps the division finite on constant bins
 
 
 def extract(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
@@ -38,7 +38,7 @@ def standardize(features: np.ndarray) -> np.ndarray:
     """(frames, bins) -> zero mean and unit variance over time in each bin (one utterance)."""
     mean = features.mean(axis=0, keepdims=True)
     std = features.std(axis=0, keepdims=True)
-    return (features - mean) / (std + NORMALIZE_EPSILON)
+    return (features - mean) / (std + STANDARDIZE_EPSILON)
 
 
 def num_frames(num_samples: int, config: FeatureConfig = FeatureConfig()) -> int:

@@ -4,7 +4,7 @@ Everything `asr` does in Python around the model is redone here as graph ops
 with its constants baked in, so an exported model needs neither librosa nor
 asr: `LogMel` is `asr.features.extract` (librosa's centred STFT with its
 window, zero padding and Slaney mel filterbank, then the per-utterance
-normalisation), and `GreedyText` is `asr.decode.greedy_decode` followed by
+standardisation), and `GreedyText` is `asr.decode.greedy_decode` followed by
 the word joining of `asr.transcribe` (no leading, trailing or double spaces).
 
 Only numeric ops that the TFLite builtins and ONNX both have are used (matmul,
@@ -22,7 +22,7 @@ import scipy.fft
 import tensorflow as tf
 
 from asr.config import FeatureConfig
-from asr.features import LOG_FLOOR, NORMALIZE_EPSILON
+from asr.features import LOG_FLOOR, STANDARDIZE_EPSILON
 from asr.text import Vocabulary
 
 
@@ -58,8 +58,6 @@ class LogMel:
         if config.kind == "mfcc":  # librosa.feature.mfcc: orthonormal DCT-II over mel bins
             dct = scipy.fft.dct(np.eye(config.n_mels), type=2, norm="ortho", axis=0)[:config.n_mfcc]
             self.dct = dct[None].astype(np.float32)  # (1, n_mfcc, n_mels)
-        elif config.kind != "logmel":
-            raise ValueError(f"unknown feature kind {config.kind!r} (expected 'logmel' or 'mfcc')")
 
     def frame_lengths(self, lengths):
         """(batch,) sample counts -> frame counts; 0 below n_fft samples, as `asr.transcribe` skips them."""
@@ -85,7 +83,7 @@ class LogMel:
         frame_lengths = self.frame_lengths(lengths)
         mask = tf.cast(tf.range(tf.shape(features)[1])[None, :] < frame_lengths[:, None], tf.float32)
         mask = mask[:, :, None]
-        if self.config.normalize == "utterance":
+        if self.config.standardize == "utterance":
             count = tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
             mean = tf.reduce_sum(features * mask, axis=1, keepdims=True) / count
             # A second pass over the residuals: float32 sums of ~2000 values near -13.8 are
@@ -93,9 +91,7 @@ class LogMel:
             # would blow up to O(1) after dividing by their tiny spread.
             mean += tf.reduce_sum((features - mean) * mask, axis=1, keepdims=True) / count
             variance = tf.reduce_sum(tf.square((features - mean) * mask), axis=1, keepdims=True) / count
-            features = (features - mean) / (tf.sqrt(variance) + NORMALIZE_EPSILON)
-        elif self.config.normalize != "none":
-            raise ValueError(f"unknown normalisation {self.config.normalize!r}")
+            features = (features - mean) / (tf.sqrt(variance) + STANDARDIZE_EPSILON)
         return features * mask, frame_lengths
 
 
