@@ -178,6 +178,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="processes decoding the grid")
     tune_lm.add_argument("--output", type=Path, help="decoding config to write (for --decode-config)")
     tune_lm.set_defaults(handler=_tune_lm)
+    _add_export_parser(commands)
     return parser
 
 
@@ -200,6 +201,22 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="chunks decoded together")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_decoder_arguments(parser)
+
+
+def _add_export_parser(commands) -> None:
+    from asr.export import FORMATS
+
+    export = commands.add_parser(
+        "export", help="write a self-contained serving graph: audio in, text out",
+        description="Log-mel features, the model and greedy CTC decoding in one graph that needs "
+                    "no asr code (README: Deploying a model).")
+    export.add_argument("model", type=Path, metavar="MODEL", help="trained .keras model")
+    export.add_argument("--format", required=True, choices=FORMATS)
+    export.add_argument("--output", required=True, type=Path,
+                        help="folder: the SavedModel itself, or the one to hold model.tflite / model.onnx")
+    export.add_argument("--quantize", action="store_true",
+                        help="tflite: int8 weights (dynamic-range quantization)")
+    export.set_defaults(handler=_export)
 
 
 def _numbers(text: str) -> tuple[float, ...]:
@@ -418,6 +435,15 @@ def _tune_lm(args) -> int:
             f"asr tune-lm on {args.manifest} ({tuning.utterances} utterances) with {args.model}: "
             f"WER {100 * best.wer:.2f}% (greedy {100 * tuning.greedy_wer:.2f}%)"))
         print(f"decoding config: {args.output}")
+    return EXIT_OK
+
+
+def _export(args) -> int:
+    _start_tensorflow(args)
+    from asr.export import export
+
+    exported = export(args.model, args.output, args.format, quantize=args.quantize)
+    print(f"{exported.format}: {exported.path} ({exported.bytes / 1e6:.1f} MB)")
     return EXIT_OK
 
 

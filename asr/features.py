@@ -7,7 +7,8 @@ import numpy as np
 
 from asr.config import FeatureConfig
 
-_LOG_FLOOR = 1e-6  # keeps log() finite on digital silence
+LOG_FLOOR = 1e-6  # keeps log() finite on digital silence
+STANDARDIZE_EPSILON = 1e-5  # keeps the division finite on constant bins
 
 
 def extract(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
@@ -26,7 +27,7 @@ def extract(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.nd
         fmax=config.fmax,
         power=2.0,
     )
-    features = np.log(mel + _LOG_FLOOR)
+    features = np.log(mel + LOG_FLOOR)
     if config.kind == "mfcc":
         features = librosa.feature.mfcc(S=features, n_mfcc=config.n_mfcc)
     features = features.T.astype(np.float32)
@@ -37,7 +38,7 @@ def standardize(features: np.ndarray) -> np.ndarray:
     """(frames, bins) -> zero mean and unit variance over time in each bin (one utterance)."""
     mean = features.mean(axis=0, keepdims=True)
     std = features.std(axis=0, keepdims=True)
-    return (features - mean) / (std + 1e-5)
+    return (features - mean) / (std + STANDARDIZE_EPSILON)
 
 
 def num_frames(num_samples: int, config: FeatureConfig = FeatureConfig()) -> int:
