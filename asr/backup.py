@@ -3,7 +3,7 @@
 A backup is two files named `<epoch>-<step>`: the model's and optimizer's
 variables (`.weights.h5`) and then a JSON state (epochs done, batches done in
 the next one, history, callback states, the weights' size and SHA-256). Each is
-written under a temporary name, synced and renamed, so the newest state never
+written atomically (`asr.fileio`), weights first, so the newest state never
 points at partial weights. The newest `keep` backups stay; restoring tries the
 newest first and falls back to an older one when a file is missing, truncated
 or does not load.
@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
 
 from asr.errors import AsrError
+from asr.fileio import atomic_path, is_temporary, remove_stale_temporaries, write_json
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,9 @@ class TrainingBackup(keras.callbacks.Callback):
 
     def restore(self, model: keras.Model) -> TrainingState:
         """Load the newest usable backup into `model` and return its state (a fresh one if none)."""
-        names = sorted((path.name[:-len(".json")] for path in self.folder.glob("*.json")),
-                       reverse=True)
+        if self.folder.is_dir():
+            remove_stale_temporaries(self.folder)
+        names = sorted((path.name[:-len(".json")] for path in self._states()), reverse=True)
         problems = []
         for name in names:
             try:
@@ -122,25 +123,23 @@ class TrainingBackup(keras.callbacks.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{self.state.epoch:05d}-{self.state.step:07d}"
         weights = self.folder / f"{name}.weights.h5"
-        partial = self.folder / f"{name}.partial.weights.h5"  # Keras wants the .weights.h5 suffix
-        self.model.save_weights(partial)
-        _sync(partial)
-        os.replace(partial, weights)
+        with atomic_path(weights) as partial:
+            self.model.save_weights(partial)
         record = {**asdict(self.state), "weights": weights.name,
                   "bytes": weights.stat().st_size, "sha256": _sha256(weights)}
-        partial_state = self.folder / f"{name}.json.partial"
-        partial_state.write_text(json.dumps(record, indent=1), encoding="utf-8")
-        _sync(partial_state)
-        os.replace(partial_state, self.folder / f"{name}.json")
+        write_json(self.folder / f"{name}.json", record)
         self._prune()
 
+    def _states(self) -> list[Path]:
+        return [path for path in self.folder.glob("*.json") if not is_temporary(path.name)]
+
     def _prune(self) -> None:
-        states = sorted(self.folder.glob("*.json"))
+        states = sorted(self._states())
         for old in states[:-self.keep]:
             old.unlink()
         kept = {path.name[:-len(".json")] for path in states[-self.keep:]}
         for path in self.folder.iterdir():
-            if path.name.split(".")[0] not in kept:  # older weights, partial files of a crash
+            if path.name.split(".")[0] not in kept and not is_temporary(path.name):  # older weights
                 path.unlink()
 
 
@@ -156,8 +155,3 @@ def _sha256(path: Path) -> str:
             digest.update(block)
     return digest.hexdigest()
 
-
-def _sync(path: Path) -> None:
-    """Flush to disk, so a rename after it never exposes unwritten data after a power cut."""
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import tensorflow as tf
 
 from asr import audio, augment, features
 from asr.config import AugmentConfig, FeatureConfig, TrainConfig, to_dict
+from asr.fileio import atomic_open, remove_stale_temporaries
 from asr.manifest import Utterance
 from asr.text import Vocabulary, normalize
 
@@ -173,13 +173,16 @@ def _bucketed(order, buckets, batch_size: int) -> list[np.ndarray]:
 class FeatureCache:
     """Features on disk, keyed by audio file (real path, size, mtime), speed and feature config.
 
-    Files are written to a temporary name and renamed, so a crash never leaves a
-    partial entry; an unreadable entry counts as a miss.
+    Entries are written atomically (`asr.fileio`), so a crash never leaves a
+    partial entry, and the temporaries of killed writers are removed on opening;
+    an unreadable entry counts as a miss.
     """
 
     def __init__(self, root, feature_config: FeatureConfig):
         settings = json.dumps([CACHE_VERSION, to_dict(feature_config)], sort_keys=True)
         self.folder = Path(root) / hashlib.sha256(settings.encode()).hexdigest()[:16]
+        if self.folder.is_dir():
+            remove_stale_temporaries(self.folder)
 
     def path(self, audio_path: str, speed: float = 1.0) -> Path:
         status = os.stat(audio_path)
@@ -194,12 +197,9 @@ class FeatureCache:
             return None
 
     def save(self, audio_path: str, speed: float, values: np.ndarray) -> None:
-        path = self.path(audio_path, speed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(temporary, "wb") as out:
+        # Not synced: an entry a power cut truncates fails np.load's header and size checks: a miss.
+        with atomic_open(self.path(audio_path, speed), "wb", sync=False) as out:
             np.save(out, values, allow_pickle=False)
-        os.replace(temporary, path)
 
 
 class MemoryCache:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from asr.errors import AsrError
+from asr.fileio import atomic_open
 
 
 class ManifestError(AsrError):
@@ -69,12 +70,10 @@ def write_manifest(utterances, path, relative: bool = True) -> None:
     """Write utterances as JSONL atomically, paths relative to the manifest's folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
     root = path.parent.resolve() if relative else None
-    with open(temporary, "w", encoding="utf-8") as out:
+    with atomic_open(path) as out:
         for utterance in utterances:
             out.write(utterance.to_json(root) + "\n")
-    os.replace(temporary, path)
 
 
 def _parse(line: str, root: Path, where: str, allow_outside_root: bool) -> Utterance:

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import sys
 import time
 import warnings
@@ -27,6 +26,7 @@ from keras import ops
 from asr.backup import TrainingBackup
 from asr.config import ConfigError, ExperimentConfig, save_config, to_dict
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
+from asr.fileio import atomic_path, remove_stale_temporaries, write_json
 from asr.decode import greedy_decode_batch
 from asr.errors import JobFailed
 from asr.manifest import ManifestError, read_manifest
@@ -141,7 +141,7 @@ class LossGuard(keras.callbacks.Callback):
 
 
 class BestModel(keras.callbacks.Callback):
-    """Saves the model whenever `val_wer` improves, via a temporary file and a rename."""
+    """Saves the model whenever `val_wer` improves, atomically (`asr.fileio`)."""
 
     def __init__(self, path: Path):
         super().__init__()
@@ -150,9 +150,8 @@ class BestModel(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs.get("val_wer", math.inf) < self.best:
             self.best = logs["val_wer"]
-            partial = self.path.with_name(f".{self.path.stem}.partial.keras")
-            self.model.save(partial)
-            os.replace(partial, self.path)
+            with atomic_path(self.path) as partial:
+                self.model.save(partial)
 
 
 def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = None,
@@ -171,12 +170,13 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
              type(strategy).__name__)
     output_dir = _worker_folder(Path(output_dir), strategy)
     output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output_dir)  # of a killed run: half-written model, backup or logs
     save_config(config, output_dir / "config.yaml")
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()  # process-wide, and cannot be undone
     (loader, dev), dropped = _splits(config, vocabulary)
-    (output_dir / "dropped.json").write_text(json.dumps(dropped, indent=1) + "\n")
+    write_json(output_dir / "dropped.json", dropped)
     sampler = BatchSampler(loader.durations, config.features,
                            config.train.batch_size, shuffle=True, seed=config.train.seed,
                            bucket_boundaries=config.train.bucket_boundaries,
@@ -206,7 +206,7 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     seconds = time.monotonic() - started
     log.info("this worker loaded %d training utterance(s)", loader.loaded)
     history = backup.state.history
-    (output_dir / "history.json").write_text(json.dumps(history, indent=1))
+    write_json(output_dir / "history.json", history)
     dev_wers = history.get("val_wer", [])
     return TrainResult(output_dir / BEST_MODEL, min(dev_wers) if dev_wers else None,
                        len(dev_wers), seconds, dropped)

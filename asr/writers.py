@@ -6,8 +6,7 @@ like `clip.wav` and `clip.flac`, keep their extension: `clip.wav.txt`).
 `transcripts.jsonl` (format `jsonl`) has one record per transcribed file, and
 `failures.jsonl` one per failed file with the reason.
 
-Every file is written under a hidden temporary name in its destination folder
-(`.NAME.PID.tmp`) and renamed into place, so an output that exists is
+Every file is written atomically (`asr.fileio`), so an output that exists is
 complete. A process killed outright may leave temporary files behind; they
 never carry an output's name, and the next run into the same folder deletes
 those whose process is gone. The summaries are rewritten every
@@ -22,12 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections import Counter
 from pathlib import Path
 
 from asr.errors import UsageError
+from asr.fileio import remove_stale_temporaries, write_text
 from asr.subtitles import to_srt, to_vtt
 
 FORMATS = ("txt", "json", "jsonl", "srt", "vtt")
@@ -36,7 +35,6 @@ DEFAULT_FORMATS = ("txt", "jsonl")
 TRANSCRIPTS = "transcripts.jsonl"
 FAILURES = "failures.jsonl"
 CHECKPOINT_SECONDS = 30.0
-_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")
 
 
 def parse_formats(spec: str) -> tuple[str, ...]:
@@ -124,8 +122,8 @@ class TranscriptWriter:
 
     def write_summaries(self) -> None:
         if "jsonl" in self.formats:
-            write_atomically(self.output_dir / TRANSCRIPTS, _jsonl(self.records.values()))
-        write_atomically(self.output_dir / FAILURES, _jsonl(self.failures.values()))
+            write_text(self.output_dir / TRANSCRIPTS, _jsonl(self.records.values()))
+        write_text(self.output_dir / FAILURES, _jsonl(self.failures.values()))
         self._checkpointed = time.monotonic()
 
     def __enter__(self):
@@ -145,43 +143,7 @@ def write_outputs(transcript, stem: Path, formats) -> None:
     """A successful transcript's per-file outputs among `formats`: `stem` + '.txt', '.json', ..."""
     for format in formats:
         if format in PER_FILE_FORMATS:
-            write_atomically(stem.with_name(f"{stem.name}.{format}"), render(transcript, format))
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:  # Ctrl-C included: leave nothing half-written behind
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def remove_stale_temporaries(folder: Path) -> int:
-    """Delete temporary files below `folder` left by processes that no longer run; returns how many."""
-    removed = 0
-    for parent, _, names in os.walk(folder):
-        for name in names:
-            match = _TEMPORARY.match(name)
-            if match and not _running(int(match.group(1))):
-                Path(parent, name).unlink(missing_ok=True)
-                removed += 1
-    return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    except OverflowError:
-        return False
-    return True
+            write_text(stem.with_name(f"{stem.name}.{format}"), render(transcript, format))
 
 
 def _read_records(path: Path) -> dict[str, dict]:

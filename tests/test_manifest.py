@@ -22,7 +22,7 @@ def test_round_trip_stores_relative_paths(tmp_path):
                      "speaker": "ann", "id": "a-1"}
     assert "speaker" not in json.loads(path.read_text().splitlines()[1])
     assert read_manifest(path) == utterances
-    assert not path.with_name("train.jsonl.tmp").exists()
+    assert not list(tmp_path.glob(".tmp-*"))
 
 
 def test_relative_paths_resolve_against_the_manifest_folder(tmp_path, monkeypatch):

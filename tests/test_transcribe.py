@@ -271,7 +271,7 @@ def test_ctrl_c_leaves_complete_outputs_and_the_summaries(trained_model, speech_
     assert main(command) == 130
     assert outputs_are_complete(out) == 3
     assert len((out / "transcripts.jsonl").read_text().splitlines()) == 3
-    assert not list(out.rglob("*.tmp"))
+    assert not list(out.rglob(".tmp-*"))
 
 
 def test_interrupted_and_killed_runs_leave_only_complete_outputs(trained_model, speech_corpus, tmp_path):
@@ -294,7 +294,7 @@ def test_interrupted_and_killed_runs_leave_only_complete_outputs(trained_model, 
 
     outputs = 0
     assert run_until_some_output(signal.SIGINT) == 130
-    assert not list(out.rglob("*.tmp"))  # Ctrl-C: no temporary files, summaries written
+    assert not list(out.rglob(".tmp-*"))  # Ctrl-C: no temporary files, summaries written
     outputs = outputs_are_complete(out)
     assert len((out / "transcripts.jsonl").read_text().splitlines()) == outputs < 120
 
@@ -306,5 +306,5 @@ def test_interrupted_and_killed_runs_leave_only_complete_outputs(trained_model, 
     assert rerun.returncode == 0, rerun.stderr
     assert "already done" in rerun.stdout
     assert outputs_are_complete(out) == 120
-    assert not list(out.rglob("*.tmp"))
+    assert not list(out.rglob(".tmp-*"))
     assert len((out / "transcripts.jsonl").read_text().splitlines()) == 120

@@ -1,15 +1,13 @@
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from asr import writers
+from asr import fileio, writers
 from asr.errors import UsageError
 from asr.transcribe import Transcript, Word
-from asr.writers import (TranscriptWriter, output_stems, parse_formats, remove_stale_temporaries,
-                         write_atomically)
+from asr.writers import TranscriptWriter, output_stems, parse_formats
 
 
 def done(path, text="hello world"):
@@ -50,7 +48,7 @@ def test_every_format_is_written_per_file_with_summaries(tmp_path):
     assert [json.loads(line)["audio_filepath"] for line in (out / "transcripts.jsonl").open()] == [good]
     assert [json.loads(line) for line in (out / "failures.jsonl").open()] == [
         {"audio_filepath": bad, "error": f"{bad}: not a recognised audio format"}]
-    assert not list(out.rglob("*.tmp"))
+    assert not list(out.rglob(".tmp-*"))
 
 
 def test_a_rerun_skips_files_already_done_unless_told_to_overwrite(tmp_path):
@@ -76,25 +74,11 @@ def test_jsonl_alone_counts_a_file_done_when_the_summary_has_it(tmp_path):
     assert not list((tmp_path / "out").glob("*.txt"))
 
 
-def test_an_interrupted_write_leaves_neither_output_nor_temporary_file(tmp_path, monkeypatch):
-    def interrupted(source, destination):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(writers.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        write_atomically(tmp_path / "x.txt", "text")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_temporary_files_of_dead_processes_are_removed(tmp_path):
+def test_opening_a_folder_removes_temporaries_a_killed_run_left(tmp_path):
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)
-    dead_pid = int(finished.stdout)
-    (tmp_path / "sub").mkdir()
-    stale = tmp_path / "sub" / f".clip.txt.{dead_pid}.tmp"
-    live = tmp_path / f".clip.json.{os.getpid()}.tmp"
-    output = tmp_path / "sub" / "clip.txt"
-    for path in (stale, live, output):
-        path.write_text("x")
-    assert remove_stale_temporaries(tmp_path) == 1
-    assert not stale.exists() and live.exists() and output.exists()
+    stale = tmp_path / "sub" / f".tmp-{fileio._HOST}-{int(finished.stdout)}-0123abcd.clip.txt"
+    stale.parent.mkdir()
+    stale.write_text("half")
+    TranscriptWriter(tmp_path, [str(tmp_path / "sub" / "clip.wav")])
+    assert not stale.exists()

@@ -21,7 +21,6 @@ finished preparation.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zlib
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +31,7 @@ import soundfile
 
 from asr.audio import load_audio
 from asr.errors import AsrError
+from asr.fileio import write_text
 from asr.manifest import Utterance, write_manifest
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -137,9 +137,8 @@ def prepare_fsdd(source, out, seed: int = 0,
         write_manifest(utterances, manifests[split.name])
         hours[split.name] = round(sum(u.duration for u in utterances) / 3600, 4)
 
-    _write_atomically(out / "composition.jsonl",
-                      "".join(json.dumps(line) + "\n" for line in compositions))
-    _write_atomically(marker, json.dumps({**record, "hours": hours}, indent=1) + "\n")
+    write_text(out / "composition.jsonl", "".join(json.dumps(line) + "\n" for line in compositions))
+    write_text(marker, json.dumps({**record, "hours": hours}, indent=1) + "\n")
     return manifests
 
 
@@ -201,8 +200,3 @@ def _finished(marker: Path, record: dict, manifests) -> bool:
     written.pop("hours", None)
     return written == record and all(path.is_file() for path in manifests)
 
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
