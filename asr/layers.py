@@ -32,7 +32,8 @@ from collections.abc import Sequence
 
 import keras
 from keras import ops
-from keras.src import backend as keras_backend  # no public API reaches the LSTM kernels and RNN loop
+
+from asr import keras_compat  # no public API reaches the LSTM kernels and RNN loop
 
 IMPLEMENTATIONS = ("auto", "fused", "explicit")
 MERGE_MODES = ("concat", "sum")
@@ -96,11 +97,6 @@ def _stack(variables):
     return ops.stack([variable.value for variable in variables])
 
 
-def _cudnn_available() -> bool:
-    cudnn_ok = getattr(keras_backend, "cudnn_ok", None)
-    return bool(cudnn_ok and cudnn_ok(keras.activations.tanh, keras.activations.sigmoid, False, True))
-
-
 def _fused_lstm(inputs, mask, kernel, recurrent_kernel, bias):
     """One forward LSTM as keras.layers.LSTM runs it: the backend's cuDNN kernel, else its generic loop.
 
@@ -108,11 +104,7 @@ def _fused_lstm(inputs, mask, kernel, recurrent_kernel, bias):
     """
     zeros = ops.zeros((ops.shape(inputs)[0], recurrent_kernel.shape[0]), dtype=inputs.dtype)
     try:
-        _, outputs, states = keras_backend.lstm(
-            inputs, zeros, zeros, mask, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias,
-            activation=keras.activations.tanh, recurrent_activation=keras.activations.sigmoid,
-            return_sequences=True)
-        return outputs, states
+        return keras_compat.fused_lstm(inputs, zeros, zeros, mask, kernel, recurrent_kernel, bias)
     except NotImplementedError:  # raised where the backend has no kernel for this device or mask
         pass
 
@@ -124,9 +116,7 @@ def _fused_lstm(inputs, mask, kernel, recurrent_kernel, bias):
         h = ops.sigmoid(o) * ops.tanh(c)
         return h, [h, c]
 
-    _, outputs, states = keras_backend.rnn(
-        step, inputs, [zeros, zeros], mask=mask, input_length=inputs.shape[1])
-    return outputs, states
+    return keras_compat.rnn(step, inputs, [zeros, zeros], mask=mask)
 
 
 @keras.saving.register_keras_serializable(package="asr")
@@ -227,9 +217,9 @@ class BidirectionalLSTM(keras.layers.Layer):
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.seed = seed
         self.use_fused = implementation == "fused" or (
-            implementation == "auto" and not explicit_only and _cudnn_available()
+            implementation == "auto" and not explicit_only and keras_compat.cudnn_available()
         )
-        if self.use_fused and keras.backend.backend() == "tensorflow" and _cudnn_available():
+        if self.use_fused and keras.backend.backend() == "tensorflow" and keras_compat.cudnn_available():
             self.supports_jit = False  # cuDNN ops are not XLA compatible, as for keras.layers.LSTM
         self.input_dropout = keras.layers.Dropout(dropout, noise_shape=(None, 1, None), seed=seed)
         self.input_spec = keras.InputSpec(ndim=3)
@@ -351,8 +341,7 @@ class BidirectionalLSTM(keras.layers.Layer):
         initial = [ops.zeros((batch, state_units), inputs.dtype), ops.zeros((batch, units), inputs.dtype)]
         if mask is not None:
             mask = ops.concatenate([mask, mask], axis=0)
-        _, outputs, (r, c) = keras_backend.rnn(
-            step, input_gates, initial, mask=mask, input_length=inputs.shape[1])
+        outputs, (r, c) = keras_compat.rnn(step, input_gates, initial, mask=mask)
         forward, backward = ops.split(outputs, 2, axis=0)
         r_forward, r_backward = ops.split(r, 2, axis=0)
         c_forward, c_backward = ops.split(c, 2, axis=0)

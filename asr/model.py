@@ -15,7 +15,6 @@ from pathlib import Path
 
 import keras
 from keras import ops
-from keras.src.losses.loss import scale_loss_for_distribution
 
 from asr.config import ConfigError, FeatureConfig, ModelConfig, from_dict, to_dict
 from asr.errors import AsrError
@@ -84,9 +83,7 @@ class SpeechRecognizer(keras.Model):
             y["labels"], y_pred, y["label_lengths"],
             self.output_lengths(x["feature_lengths"]), mask_index=0,
         )
-        # tf.distribute sums the replicas' gradients, so each returns its share,
-        # as Keras's own losses do (a no-op with one replica).
-        return scale_loss_for_distribution(ops.mean(losses))
+        return ops.mean(losses) / _replicas_in_sync()
 
     def build(self, input_shape=None):
         # Variables depend only on the configs, so a dummy pass builds them;
@@ -147,6 +144,16 @@ def load_model(path) -> SpeechRecognizer:
 
 def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _replicas_in_sync() -> int:
+    """Replicas whose gradients tf.distribute sums: each returns its share of the loss,
+    as Keras's own losses do (and Keras multiplies the logged loss back). 1 elsewhere."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def _frame_mask(lengths, frames, like):

@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from asr import keras_compat
 from asr.backup import TrainingBackup
 from asr.config import ConfigError, ExperimentConfig, save_config, to_dict
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
@@ -257,7 +258,7 @@ def _compiled_model(config: ExperimentConfig, vocabulary: Vocabulary, strategy,
     model.compile(optimizer=keras.optimizers.Adam(
         _learning_rate(config.train, steps_per_epoch), global_clipnorm=clipnorm))
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _multi_worker_compatible(model)
+        keras_compat.fit_under_multi_worker(model)
     return model
 
 
@@ -352,23 +353,6 @@ def precision_policy(mixed: bool):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
-
-
-def _multi_worker_compatible(model: keras.Model) -> None:
-    """Work around two Keras 3 fit() failures under MultiWorkerMirroredStrategy
-    (keras-team/keras#20329, #20585), on this model instance only.
-
-    Before training, fit averages a data batch across workers to build the
-    model symbolically, which fails for dict inputs: the model is built
-    already, so build the optimizer and skip that step. After each step, fit
-    averages the logs across workers along axis 0, which scalars lack: give
-    each log a length-1 axis, which that average then removes.
-    """
-    model.optimizer.build(model.trainable_variables)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    train_step = model.train_step
-    model.train_step = lambda data: {name: ops.reshape(value, (1,))
-                                     for name, value in train_step(data).items()}
 
 
 def _training_inputs(strategy, sampler: BatchSampler, loader, augmentation):
