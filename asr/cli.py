@@ -408,7 +408,7 @@ def _demo(args) -> int:
 
 
 def _build_lm(args) -> int:
-    from asr.tune import read_sentences
+    from asr.lm import read_sentences
 
     if not (args.text or args.manifest):
         raise UsageError("give --text and/or --manifest")

@@ -1,9 +1,11 @@
-"""CTC decoding of frame posteriors into text.
+"""CTC decoding of frame posteriors into text and its alignment.
 
 Greedy (best path) decoding; prefix beam search with word n-gram shallow fusion
-and hotword boosting; Keras's own beam search; and `DecoderConfig`, which picks
-one of them from command-line style settings, with its YAML form (the file
-`asr tune-lm --output` writes and `--decode-config` reads).
+and hotword boosting; and `DecoderConfig`, which picks one of them from
+command-line style settings, with its YAML form (the file `asr tune-lm --output`
+writes and `--decode-config` reads). Both decoders return a `Decoded`: the text
+and the CTC path (a label per logit frame) that spells it, from which
+`asr.timestamps` times words and rates their confidence.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import yaml
@@ -30,18 +32,27 @@ LN10 = math.log(10.0)
 DEFAULT_HOTWORD_WEIGHT = 5.0
 
 
+class Decoded(NamedTuple):
+    """A decoder's best text and its alignment."""
+
+    text: str
+    path: np.ndarray  # (frames,) label per logit frame (0 = blank) that spells `text`
+
+
 def greedy_decode(logits: np.ndarray, length: int | None = None) -> list[int]:
     """Best path: argmax per frame, merge repeats, drop blanks (0).
 
     logits: (frames, classes) for one utterance; `length` ignores padded frames.
     Returns label ids.
     """
-    best = np.asarray(logits)[:length].argmax(axis=-1)
-    if best.size == 0:
-        return []
-    keep = np.ones_like(best, dtype=bool)
-    keep[1:] = best[1:] != best[:-1]
-    return [int(i) for i in best[keep] if i != 0]
+    return _collapse(np.asarray(logits)[:length].argmax(axis=-1)).tolist()
+
+
+def _collapse(path: np.ndarray) -> np.ndarray:
+    """(frames,) CTC path -> the labels it spells: repeats merged, blanks dropped."""
+    emits = path != 0
+    emits[1:] &= path[1:] != path[:-1]
+    return path[emits]
 
 
 def greedy_decode_batch(logits: np.ndarray, lengths, vocabulary: Vocabulary) -> list[str]:
@@ -74,6 +85,9 @@ class Hypothesis:
     text: str
     score: float  # ln P_ctc + alpha ln P_lm + beta * words + hotword bonuses
     acoustic_score: float  # ln P_ctc(text | logits), summed over its alignments
+    # The best single alignment among those the beam kept: (frame, label, rest) for
+    # each character it emits, last first; None for no characters.
+    alignment: tuple | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,11 @@ class BeamSearchDecoder:
 
     In each frame, characters below `prune_log_prob` are not tried (the frame's
     best character always is).
+
+    Alignment: a prefix's score sums over its alignments; beside it, each
+    prefix keeps the frames that emit its characters in its most probable single
+    alignment among those the beam kept (Viterbi). The result's path emits its
+    characters there, each held while that beats a blank.
     """
 
     vocabulary: Vocabulary
@@ -114,74 +133,121 @@ class BeamSearchDecoder:
                 prefixes[word[:end]] = max(prefixes.get(word[:end], 0.0), weight * end / len(word))
         object.__setattr__(self, "_hotword_prefixes", prefixes)
 
-    def decode(self, logits: np.ndarray, length: int | None = None) -> str:
-        """(frames, classes) logits; `length` ignores padded frames. Returns the best text."""
-        return self.search(logits, length)[0].text
+    def decode(self, logits: np.ndarray, length: int | None = None) -> Decoded:
+        """(frames, classes) logits; `length` ignores padded frames. Returns the best text and its path."""
+        log_probs = self._log_probs(logits, length)
+        best = self._search(log_probs)[0]
+        return Decoded(best.text, _held_path(log_probs, best.alignment))
 
-    def decode_batch(self, logits: np.ndarray, lengths=None) -> list[str]:
-        """(batch, frames, classes) logits with true frame counts -> one string each."""
+    def decode_batch(self, logits: np.ndarray, lengths=None) -> list[Decoded]:
+        """(batch, frames, classes) logits with true frame counts -> one `Decoded` each."""
         lengths = [None] * len(logits) if lengths is None else [int(n) for n in lengths]
         return [self.decode(row, n) for row, n in zip(logits, lengths)]
 
     def search(self, logits: np.ndarray, length: int | None = None) -> list[Hypothesis]:
         """(frames, classes) logits or log-probabilities -> up to beam_width hypotheses, best first."""
+        return self._search(self._log_probs(logits, length))
+
+    def _log_probs(self, logits: np.ndarray, length: int | None) -> np.ndarray:
         logits = np.asarray(logits)
         if logits.ndim != 2 or logits.shape[1] != self.vocabulary.size:
             raise ValueError(f"expected logits of shape (frames, {self.vocabulary.size}), got {logits.shape}")
-        log_probs = log_softmax(logits[:length])
+        return log_softmax(logits[:length])
+
+    def _search(self, log_probs: np.ndarray) -> list[Hypothesis]:
         characters = self.vocabulary.characters
         scorer = _FusionScorer(self) if self.lm is not None or self.hotwords else None
-        # prefix -> [ln P(its alignments ending in blank), ln P(those ending in its last character)]
-        beams = {"": [0.0, -math.inf]}
-        for frame, values in zip(log_probs, log_probs.tolist()):
+        # prefix -> [ln P(its alignments ending in blank), ln P(those ending in its last
+        # character), ln P of the best single alignment of each kind, those alignments]
+        beams = {"": [0.0, -math.inf, 0.0, -math.inf, None, None]}
+        for index, (frame, values) in enumerate(zip(log_probs, log_probs.tolist())):
             threshold = min(self.prune_log_prob, frame[1:].max())
-            candidates = [(characters[i], values[i + 1]) for i in np.flatnonzero(frame[1:] >= threshold)]
-            beams = self._prune(_extend(beams, values[0], candidates), scorer)
+            candidates = [(characters[i], i + 1, values[i + 1]) for i in np.flatnonzero(frame[1:] >= threshold)]
+            beams = self._prune(_extend(beams, index, values[0], candidates), scorer)
         hypotheses = []
-        for text, (blank, character) in beams.items():
+        for text, (blank, character, best_blank, best_character, blank_path, character_path) in beams.items():
             acoustic = _log_add(blank, character)
             fused = acoustic + scorer.final_score(text) if scorer else acoustic
-            hypotheses.append(Hypothesis(text, fused, acoustic))
+            path = blank_path if best_blank >= best_character else character_path
+            hypotheses.append(Hypothesis(text, fused, acoustic, path))
         return sorted(hypotheses, key=lambda hypothesis: hypothesis.score, reverse=True)
 
     def _prune(self, beams: dict, scorer: _FusionScorer | None) -> dict:
         if scorer is None:
-            def rank(item): return _log_add(*item[1])
+            def rank(item): return _log_add(item[1][0], item[1][1])
         else:
-            def rank(item): return _log_add(*item[1]) + scorer.prefix_score(item[0])
+            def rank(item): return _log_add(item[1][0], item[1][1]) + scorer.prefix_score(item[0])
         kept = dict(heapq.nlargest(self.beam_width, beams.items(), key=rank))
         if scorer is not None:
             scorer.forget_all_but(kept)
         return kept
 
 
-def _extend(beams: dict, blank_log_prob: float, candidates: list[tuple[str, float]]) -> dict:
-    """One frame of prefix beam search: each prefix takes a blank, repeats or grows."""
+def _extend(beams: dict, frame: int, blank_log_prob: float, candidates: list[tuple[str, int, float]]) -> dict:
+    """One frame of prefix beam search: each prefix takes a blank, repeats or grows.
+
+    Beside the sums over alignments that rank prefixes, an entry keeps the best
+    single alignment ending in blank and in its last character (Viterbi), as
+    linked lists: (frame, label, the rest) per emitted character, last first.
+    """
+    never = -math.inf  # a local: read in the innermost loop
     extended = {}
-    for text, (blank, character) in beams.items():
+    for text, (blank, character, best_blank, best_character, blank_path, character_path) in beams.items():
         total = _log_add(blank, character)
+        best, path = (best_blank, blank_path) if best_blank >= best_character else (best_character, character_path)
         entry = extended.get(text)
         if entry is None:
-            entry = extended[text] = [total + blank_log_prob, -math.inf]
-        else:
-            entry[0] = _log_add(entry[0], total + blank_log_prob)
-        for next_character, log_prob in candidates:
-            if text and next_character == text[-1]:
+            entry = extended[text] = [total + blank_log_prob, never, best + blank_log_prob, never, path, None]
+        else:  # grown from a shorter prefix in this frame, so it has no blank ending yet
+            entry[0], entry[2], entry[4] = total + blank_log_prob, best + blank_log_prob, path
+        last = text[-1:]
+        for next_character, label, log_prob in candidates:
+            if next_character == last:
                 # Repeats with no blank in between collapse into the same text;
                 # only alignments ending in blank can spell the character twice.
                 entry[1] = _log_add(entry[1], character + log_prob)
-                source = blank
+                if best_character + log_prob > entry[3]:
+                    entry[3], entry[5] = best_character + log_prob, character_path
+                if blank == never:
+                    continue
+                score, best_score, source_path = blank + log_prob, best_blank + log_prob, blank_path
             else:
-                source = total
-            if source == -math.inf:
-                continue
+                score, best_score, source_path = total + log_prob, best + log_prob, path
             child = text + next_character
             child_entry = extended.get(child)
             if child_entry is None:  # most children are new: skip the addition
-                extended[child] = [-math.inf, source + log_prob]
+                extended[child] = [never, score, never, best_score, None, (frame, label, source_path)]
             else:
-                child_entry[1] = _log_add(child_entry[1], source + log_prob)
+                child_entry[1] = _log_add(child_entry[1], score)
+                if best_score > child_entry[3]:
+                    child_entry[3], child_entry[5] = best_score, (frame, label, source_path)
     return extended
+
+
+def _held_path(log_probs: np.ndarray, alignment) -> np.ndarray:
+    """The CTC path that emits an alignment's characters at its frames: (frames,) labels.
+
+    Each character is held from its frame for as long as that scores better
+    than blanks up to the next character (which, if it is the same character,
+    needs a blank in between): the Viterbi path given where each is emitted.
+    """
+    emissions = []  # (frame, label), last first
+    while alignment is not None:
+        frame, label, alignment = alignment
+        emissions.append((frame, label))
+    path = np.zeros(len(log_probs), dtype=np.int64)
+    following = len(log_probs), 0
+    for frame, label in emissions:
+        gap = log_probs[frame + 1:following[0]]
+        # ln P of holding the label for i more frames, then blanks: i = 0 .. len(gap)
+        held = np.concatenate([[0.0], np.cumsum(gap[:, label])])
+        blanks = np.concatenate([np.cumsum(gap[::-1, 0])[::-1], [0.0]])
+        choices = held + blanks
+        if following[1] == label:
+            choices = choices[:-1]
+        path[frame:frame + int(choices.argmax()) + 1] = label
+        following = frame, label
+    return path
 
 
 class _FusionScorer:
@@ -240,26 +306,16 @@ class GreedyDecoder:
 
     vocabulary: Vocabulary
 
-    def decode(self, logits: np.ndarray, length: int | None = None) -> str:
-        return self.vocabulary.decode(greedy_decode(logits, length))
+    def decode(self, logits: np.ndarray, length: int | None = None) -> Decoded:
+        """(frames, classes) logits; `length` ignores padded frames. Returns the best
+        path (argmax per frame) and the text it spells."""
+        path = np.asarray(logits)[:length].argmax(axis=-1)
+        return Decoded(self.vocabulary.decode(_collapse(path)), path)
 
-    def decode_batch(self, logits: np.ndarray, lengths) -> list[str]:
-        return greedy_decode_batch(logits, lengths, self.vocabulary)
-
-
-def keras_beam_search(logits: np.ndarray, lengths, vocabulary: Vocabulary,
-                      beam_width: int = 16) -> list[str]:
-    """Keras's CTC beam search, without LM: (batch, frames, classes) logits -> one string each.
-
-    It runs in the backend (TensorFlow's ctc_beam_search_decoder), so it is fast
-    but offers neither fusion nor hotwords.
-    """
-    import keras  # the backend takes seconds to import and only this path needs it
-
-    decoded, _ = keras.ops.ctc_decode(
-        np.asarray(logits, dtype=np.float32), np.asarray(lengths, dtype=np.int32),
-        strategy="beam_search", beam_width=beam_width, top_paths=1, mask_index=0)
-    return [vocabulary.decode(row) for row in keras.ops.convert_to_numpy(decoded)[0]]
+    def decode_batch(self, logits: np.ndarray, lengths=None) -> list[Decoded]:
+        """(batch, frames, classes) logits with true frame counts -> one `Decoded` each."""
+        lengths = [None] * len(logits) if lengths is None else [int(n) for n in lengths]
+        return [self.decode(row, n) for row, n in zip(logits, lengths)]
 
 
 def parse_hotwords(spec: str, default_weight: float = DEFAULT_HOTWORD_WEIGHT) -> dict[str, float]:

@@ -1,5 +1,8 @@
 """Word n-gram language models: ARPA files, backoff scoring and a modified Kneser-Ney builder.
 
+`asr build-lm` builds one from the sentences `read_sentences` gathers from text
+files and manifest transcripts.
+
 Scores are log10 probabilities, as in ARPA files and KenLM. A context is the
 preceding words, oldest first, starting with `<s>` at the start of a sentence.
 """
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import Protocol
 
 from asr.errors import AsrError
+from asr.manifest import read_manifest
+from asr.text import normalize
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 NEVER = -99.0  # ARPA's log10(0): <s> is a context but never predicted
@@ -172,6 +177,25 @@ def kneser_ney_discounts(count_of_counts: Mapping[int, int]) -> tuple[float, flo
         if all(0 < discount < k for k, discount in enumerate(discounts, 1)):
             return discounts
     return (y, y, y)
+
+
+def read_sentences(text_files: Iterable = (), manifests: Iterable = ()) -> list[str]:
+    """Normalised sentences: each non-empty line of the text files, then each manifest transcript.
+
+    Raises LanguageModelError naming a text file that cannot be read.
+    """
+    sentences = []
+    for path in map(Path, text_files):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise LanguageModelError(f"{path}: {error.strerror or error}") from None
+        except UnicodeDecodeError:
+            raise LanguageModelError(f"{path}: not a UTF-8 text file") from None
+        sentences += [normalize(line) for line in lines]
+    for path in manifests:
+        sentences += [normalize(utterance.text) for utterance in read_manifest(path)]
+    return [sentence for sentence in sentences if sentence]
 
 
 def build_kneser_ney(sentences: Iterable[str], order: int = 3) -> NGramModel:

@@ -4,8 +4,8 @@ Files are sorted by the duration their headers give, so a batch holds similar
 lengths, and cut into chunks of at most `chunk_seconds` at pauses
 (`asr.chunking`), so memory stays flat however long a file is. A `tf.data`
 pipeline reads the chunks, computes features in parallel and prefetches them
-while the model runs. Word times and confidences come from the CTC posteriors
-(`asr.timestamps`).
+while the model runs. The decoder gives the text with its alignment, from which
+`asr.timestamps` times the words and rates their confidence.
 
 A file that cannot be used becomes a `Transcript` with an `error` (one line
 naming the file and the reason) and the run goes on. `file_timeout` limits the
@@ -187,8 +187,9 @@ def _decode(batches, files: list[str], model, decoder_config: DecoderConfig,
                 continue
             found = words.setdefault(index, [])
             if frame_count:
-                found += _chunk_words(log_probs[row, :frame_count], decoder, decoder_config, model.vocabulary,
-                                      seconds_per_frame, int(offset) / sample_rate, int(length) / sample_rate)
+                chunk = log_probs[row, :frame_count]
+                found += timestamps.words(decoder.decode(chunk).path, chunk, model.vocabulary, seconds_per_frame,
+                                          int(offset) / sample_rate, int(length) / sample_rate)
             if clock.expired(index):
                 clock.finished.add(index)
                 yield Transcript(path, error=clock.message(path))
@@ -199,12 +200,3 @@ def _decode(batches, files: list[str], model, decoder_config: DecoderConfig,
             if index in clock.finished:
                 del words[index]
 
-
-def _chunk_words(log_probs: np.ndarray, decoder, decoder_config: DecoderConfig, vocabulary,
-                 seconds_per_frame: float, offset: float, duration: float) -> list[Word]:
-    """(frames, classes) log posteriors of one chunk -> its words, timed from the file's start."""
-    if decoder_config.decoder == "greedy":
-        path = log_probs.argmax(axis=-1)
-    else:
-        path = timestamps.align(log_probs, vocabulary.encode(decoder.decode(log_probs)))
-    return timestamps.words(path, log_probs, vocabulary, seconds_per_frame, offset, duration)

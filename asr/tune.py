@@ -1,6 +1,5 @@
-"""Language models for decoding, and tuning their fusion weights on a dev set.
+"""Tuning a language model's fusion weights on a dev set.
 
-`asr build-lm` turns text files and manifest transcripts into an ARPA model;
 `asr tune-lm` runs the acoustic model over a dev manifest once, then decodes its
 logits at every (alpha, beta) of a grid (alpha: LM weight, beta: word insertion
 bonus) and keeps the pair with the lowest WER, as a `DecoderConfig` (which
@@ -11,37 +10,17 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from asr.decode import BeamSearchDecoder, DecoderConfig, GreedyDecoder
 from asr.errors import UsageError
-from asr.lm import LanguageModel, LanguageModelError, load_language_model
+from asr.lm import LanguageModel, load_language_model
 from asr.manifest import ManifestError, read_manifest
 from asr.metrics import error_rates
-from asr.text import Vocabulary, normalize
-
-
-def read_sentences(text_files: Iterable = (), manifests: Iterable = ()) -> list[str]:
-    """Normalised sentences: each non-empty line of the text files, then each manifest transcript.
-
-    Raises LanguageModelError naming a text file that cannot be read.
-    """
-    sentences = []
-    for path in map(Path, text_files):
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as error:
-            raise LanguageModelError(f"{path}: {error.strerror or error}") from None
-        except UnicodeDecodeError:
-            raise LanguageModelError(f"{path}: not a UTF-8 text file") from None
-        sentences += [normalize(line) for line in lines]
-    for path in manifests:
-        sentences += [normalize(utterance.text) for utterance in read_manifest(path)]
-    return [sentence for sentence in sentences if sentence]
+from asr.text import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -83,20 +62,25 @@ def grid_search(logits: Sequence[np.ndarray], references: Sequence[str], vocabul
     transcripts = _decode_each(decoders, list(logits), workers)
     points = tuple(GridPoint(alpha, beta, *_rates(references, texts))
                    for (alpha, beta), texts in zip(grid, transcripts))
-    greedy = [GreedyDecoder(vocabulary).decode(row) for row in logits]
+    greedy = [GreedyDecoder(vocabulary).decode(row).text for row in logits]
     return Tuning(points, *_rates(references, greedy), len(logits))
 
 
 def _decode_each(decoders: list[BeamSearchDecoder], logits: list[np.ndarray],
                  workers: int) -> list[list[str]]:
+    """Each decoder's texts for `logits`."""
     if workers <= 1 or len(decoders) == 1:
-        return [decoder.decode_batch(logits) for decoder in decoders]
+        return [_texts(decoder, logits) for decoder in decoders]
     # Spawned rather than forked: the parent has TensorFlow's threads running. The
-    # workers import only asr.decode, since each task is a decoder's bound method.
+    # workers import asr.tune, whose TensorFlow imports wait inside functions.
     context = multiprocessing.get_context("spawn")
     with context.Pool(min(workers, len(decoders))) as pool:
-        pending = [pool.apply_async(decoder.decode_batch, (logits,)) for decoder in decoders]
+        pending = [pool.apply_async(_texts, (decoder, logits)) for decoder in decoders]
         return [result.get() for result in pending]
+
+
+def _texts(decoder: BeamSearchDecoder, logits: list[np.ndarray]) -> list[str]:
+    return [decoded.text for decoded in decoder.decode_batch(logits)]
 
 
 def _rates(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[float, float]:

@@ -9,12 +9,12 @@ from hypothesis import strategies as st
 
 from asr.cli import main
 from asr.decode import (BeamSearchDecoder, DecoderConfig, GreedyDecoder, greedy_decode,
-                        greedy_decode_batch, keras_beam_search, load_decoder_config,
-                        override_decoder_config, parse_hotwords, save_decoder_config)
+                        load_decoder_config, log_softmax, override_decoder_config, parse_hotwords,
+                        save_decoder_config)
 from asr.config import ConfigError
 from asr.lm import LanguageModelError, NGramModel, build_kneser_ney
 from asr.text import Vocabulary
-from ctc_logits import frames, spell
+from ctc_logits import forced_alignment, frames, spell
 
 VOCABULARY = Vocabulary()
 CORPUS = ["the cat sat on the mat", "the cat ran", "a cat sat", "the dog sat on the mat"]
@@ -37,9 +37,9 @@ def lm() -> NGramModel:
 
 def test_language_model_flips_the_acoustic_answer(lm):
     assert VOCABULARY.decode(greedy_decode(AMBIGUOUS)) == "the kat"
-    assert BeamSearchDecoder(VOCABULARY).decode(AMBIGUOUS) == "the kat"
-    assert BeamSearchDecoder(VOCABULARY, lm=lm).decode(AMBIGUOUS) == "the cat"
-    assert BeamSearchDecoder(VOCABULARY, lm=lm, alpha=0.0, beta=0.0).decode(AMBIGUOUS) == "the kat"
+    assert BeamSearchDecoder(VOCABULARY).decode(AMBIGUOUS).text == "the kat"
+    assert BeamSearchDecoder(VOCABULARY, lm=lm).decode(AMBIGUOUS).text == "the cat"
+    assert BeamSearchDecoder(VOCABULARY, lm=lm, alpha=0.0, beta=0.0).decode(AMBIGUOUS).text == "the kat"
 
 
 def test_fused_score_adds_weighted_lm_and_word_bonus(lm):
@@ -49,16 +49,16 @@ def test_fused_score_adds_weighted_lm_and_word_bonus(lm):
 
 
 def test_hotword_flips_an_ambiguous_word():
-    assert BeamSearchDecoder(VOCABULARY, hotwords={"cat": 1.0}).decode(AMBIGUOUS) == "the cat"
+    assert BeamSearchDecoder(VOCABULARY, hotwords={"cat": 1.0}).decode(AMBIGUOUS).text == "the cat"
 
 
 def test_hotword_boost_while_spelling_keeps_it_in_a_one_wide_beam():
     # Boosting only completed words would lose "c" at the first pruning.
-    assert BeamSearchDecoder(VOCABULARY, beam_width=1, hotwords={"cat": 3.0}).decode(AMBIGUOUS) == "the cat"
+    assert BeamSearchDecoder(VOCABULARY, beam_width=1, hotwords={"cat": 3.0}).decode(AMBIGUOUS).text == "the cat"
 
 
 def test_a_hotword_prefix_that_becomes_another_word_loses_its_bonus():
-    assert BeamSearchDecoder(VOCABULARY, hotwords={"cab": 3.0}).decode(AMBIGUOUS) == "the kat"
+    assert BeamSearchDecoder(VOCABULARY, hotwords={"cab": 3.0}).decode(AMBIGUOUS).text == "the kat"
 
 
 def test_acoustic_scores_sum_over_alignments():
@@ -77,20 +77,20 @@ def test_beam_search_matches_greedy_on_peaked_logits(beam_width):
     decoder = BeamSearchDecoder(VOCABULARY, beam_width=beam_width)
     for _ in range(10):
         logits = peaked_logits(rng, 50)
-        assert decoder.decode(logits) == VOCABULARY.decode(greedy_decode(logits))
+        assert decoder.decode(logits).text == VOCABULARY.decode(greedy_decode(logits))
 
 
 def test_repeated_characters_need_a_blank_between_them():
     decoder = BeamSearchDecoder(VOCABULARY)
-    assert decoder.decode(frames({"a": 0.95}, {"a": 0.95})) == "a"
-    assert decoder.decode(frames({"a": 0.95}, {"": 0.95}, {"a": 0.95})) == "aa"
+    assert decoder.decode(frames({"a": 0.95}, {"a": 0.95})).text == "a"
+    assert decoder.decode(frames({"a": 0.95}, {"": 0.95}, {"a": 0.95})).text == "aa"
 
 
 def test_empty_input_decodes_to_empty_text(lm):
     nothing = np.zeros((0, VOCABULARY.size))
-    assert BeamSearchDecoder(VOCABULARY, lm=lm, hotwords={"cat": 1.0}).decode(nothing) == ""
-    assert BeamSearchDecoder(VOCABULARY).decode(AMBIGUOUS, length=0) == ""
-    assert GreedyDecoder(VOCABULARY).decode(nothing) == ""
+    assert BeamSearchDecoder(VOCABULARY, lm=lm, hotwords={"cat": 1.0}).decode(nothing).text == ""
+    assert BeamSearchDecoder(VOCABULARY).decode(AMBIGUOUS, length=0).text == ""
+    assert GreedyDecoder(VOCABULARY).decode(nothing).text == ""
 
 
 def test_batch_decoding_ignores_padded_frames(lm):
@@ -98,19 +98,49 @@ def test_batch_decoding_ignores_padded_frames(lm):
     padding = frames(*spell("zz"), *([{"": 0.95}] * (len(AMBIGUOUS) - len(short) - 4)))
     batch = np.stack([AMBIGUOUS, np.concatenate([short, padding])])
     lengths = np.array([len(AMBIGUOUS), len(short)])
-    assert BeamSearchDecoder(VOCABULARY, lm=lm).decode_batch(batch, lengths) == ["the cat", "a cat"]
-    assert GreedyDecoder(VOCABULARY).decode_batch(batch, lengths) == ["the kat", "a cat"]
+    for decoder, texts in ((BeamSearchDecoder(VOCABULARY, lm=lm), ["the cat", "a cat"]),
+                           (GreedyDecoder(VOCABULARY), ["the kat", "a cat"])):
+        decoded = decoder.decode_batch(batch, lengths)
+        assert [d.text for d in decoded] == texts
+        assert len(decoded[1].path) == len(short)  # padding has no frames in the path
 
 
-def test_keras_beam_search_agrees_with_prefix_beam_search():
-    rng = np.random.default_rng(1)
-    logits = rng.normal(scale=2.0, size=(20, 15, VOCABULARY.size))
-    lengths = rng.integers(5, 16, size=20)
-    ours = BeamSearchDecoder(VOCABULARY, beam_width=16).decode_batch(logits, lengths)
-    theirs = keras_beam_search(logits, lengths, VOCABULARY, beam_width=16)
-    assert sum(a == b for a, b in zip(ours, theirs)) >= 16  # merging rules differ slightly
-    peaked = np.stack([peaked_logits(rng, 30) for _ in range(4)])
-    assert keras_beam_search(peaked, [30] * 4, VOCABULARY) == greedy_decode_batch(peaked, [30] * 4, VOCABULARY)
+def test_greedy_decoding_gives_the_best_path_with_its_text():
+    logits = frames({"a": 0.9}, {"a": 0.9}, {"": 0.9}, {"a": 0.6, "": 0.4}, {"": 0.9}, {" ": 0.9},
+                    {"b": 0.7, "": 0.3}, {"b": 0.9})
+    decoded = GreedyDecoder(VOCABULARY).decode(logits)
+    assert decoded.text == "aa b"
+    np.testing.assert_array_equal(decoded.path, logits.argmax(axis=-1))
+
+
+def test_beam_alignment_places_a_text_the_best_path_does_not_spell(lm):
+    decoded = BeamSearchDecoder(VOCABULARY, lm=lm).decode(AMBIGUOUS)
+    assert decoded.text == "the cat"
+    assert VOCABULARY.decode(decoded.path) == "the cat"  # one frame per character, blanks between
+    assert decoded.path[8] == VOCABULARY.encode("c")[0]  # the frame where "k" was likelier
+
+
+def test_beam_alignment_is_the_forced_alignment_of_its_text():
+    """Against Viterbi forced alignment of the beam's own text: the most probable
+    path that spells it."""
+    rng = np.random.default_rng(0)
+    labels = rng.choice(VOCABULARY.size, size=(20, 60), p=[0.5] + [0.5 / (VOCABULARY.size - 1)] * (VOCABULARY.size - 1))
+    for path in labels:
+        logits = rng.normal(scale=1.5, size=(60, VOCABULARY.size))
+        logits[np.arange(60), path] += rng.normal(6.0, 2.0, size=60)  # peaky, with close calls
+        decoded = BeamSearchDecoder(VOCABULARY, beam_width=16).decode(logits)
+        oracle = forced_alignment(log_softmax(logits), VOCABULARY.encode(decoded.text))
+        assert len(decoded.text) > 10
+        np.testing.assert_array_equal(decoded.path, oracle)
+
+
+@pytest.mark.parametrize("beam_width", [1, 16])
+def test_beam_and_greedy_paths_agree_on_peaked_logits(beam_width):
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        logits = peaked_logits(rng, 50)
+        beam = BeamSearchDecoder(VOCABULARY, beam_width=beam_width).decode(logits)
+        np.testing.assert_array_equal(beam.path, GreedyDecoder(VOCABULARY).decode(logits).path)
 
 
 def test_invalid_inputs_are_rejected():
@@ -135,7 +165,7 @@ def test_decoder_config_builds_greedy_and_beam_decoders(lm, tmp_path):
     lm.save_arpa(tmp_path / "words.arpa")
     decoder = DecoderConfig("beam", beam_width=8, lm_path=tmp_path / "words.arpa").build(VOCABULARY)
     assert decoder.beam_width == 8 and decoder.lm == lm
-    assert decoder.decode_batch(AMBIGUOUS[None], [len(AMBIGUOUS)]) == ["the cat"]
+    assert [d.text for d in decoder.decode_batch(AMBIGUOUS[None], [len(AMBIGUOUS)])] == ["the cat"]
 
 
 def test_decoder_config_loads_its_language_model_once(lm, tmp_path):

@@ -1,10 +1,12 @@
+import json
 import math
 import random
 
 import pytest
 
+from asr.cli import main
 from asr.lm import (BOS, EOS, UNK, KenLMModel, LanguageModelError, NGramModel, build_kneser_ney,
-                    kneser_ney_discounts, load_language_model)
+                    kneser_ney_discounts, load_language_model, read_sentences)
 
 WORDS = "the a cat dog sat ran on mat big small".split()
 
@@ -168,3 +170,31 @@ def test_nan_weight_is_rejected(trigram, tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(LanguageModelError, match=f"model.arpa:{number + 1}: 'nan'"):
         NGramModel.load_arpa(path)
+
+
+def test_read_sentences_normalises_text_and_transcripts(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("The Cat sat.\n\n  Call 911!\n")
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": "a.wav", "text": "A dog, RAN"}) + "\n")
+    assert read_sentences([text], [manifest]) == ["the cat sat", "call nine one one", "a dog ran"]
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00text")
+    with pytest.raises(LanguageModelError, match="binary.txt: not a UTF-8 text file"):
+        read_sentences([tmp_path / "binary.txt"])
+
+
+def test_build_lm_writes_a_loadable_arpa_file(tmp_path, capsys):
+    text = tmp_path / "corpus.txt"
+    text.write_text("The cat sat.\nthe cat ran\n")
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": "a.wav", "text": "4 dogs"}) + "\n")
+    out = tmp_path / "lm" / "words.arpa"
+    assert main(["build-lm", "--text", str(text), "--manifest", str(manifest), "--order", "2",
+                 "--out", str(out)]) == 0
+    assert f"3 sentences -> {out}" in capsys.readouterr().out
+    lm = load_language_model(out)
+    assert lm.order == 2 and {"cat", "four", "dogs"} <= lm.vocabulary
+    assert lm.score("sat", ["cat"]) > lm.score("sat", ["four"])
+    assert main(["build-lm", "--out", str(out)]) == 2
+    assert main(["build-lm", "--text", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
+    assert "missing.txt: No such file" in capsys.readouterr().err

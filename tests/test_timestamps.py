@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from asr.text import Vocabulary
-from asr.timestamps import Word, align, words
+from asr.timestamps import Word, words
 
 VOCABULARY = Vocabulary()
 
@@ -41,29 +41,3 @@ def test_confidence_is_the_geometric_mean_of_the_emitting_frames():
 def test_repeated_letters_need_a_blank_between_them():
     path = np.array(spell("_ll_l_"))
     assert [w.text for w in words(path, log_posteriors(path), VOCABULARY, 0.04)] == ["ll"]
-
-
-def test_forced_alignment_of_the_greedy_text_is_the_greedy_path():
-    path = np.array(spell("__th_e_", " ", "_cc_a_t__"))
-    log_probs = log_posteriors(path)
-    labels = VOCABULARY.encode("the cat")
-    np.testing.assert_array_equal(align(log_probs, labels), path)
-
-
-def test_forced_alignment_places_a_text_the_best_path_does_not_spell():
-    frame_labels = spell("_a_b_")
-    log_probs = log_posteriors(frame_labels)
-    log_probs[3] = np.log(np.full(VOCABULARY.size, 1e-3))
-    log_probs[3, VOCABULARY.encode("c")[0]] = np.log(0.5)
-    log_probs[3, VOCABULARY.encode("b")[0]] = np.log(0.4)
-    assert [w.text for w in words(log_probs.argmax(-1), log_probs, VOCABULARY, 0.04)] == ["ac"]
-    forced = align(log_probs, VOCABULARY.encode("ab"))
-    assert [w.text for w in words(forced, log_probs, VOCABULARY, 0.04)] == ["ab"]
-    assert forced[3] == VOCABULARY.encode("b")[0]
-
-
-def test_alignment_needs_a_frame_per_label_and_a_blank_between_repeats():
-    log_probs = log_posteriors(spell("_aa"))
-    with pytest.raises(ValueError, match="cannot be aligned"):
-        align(log_probs, VOCABULARY.encode("aa" + "a"))
-    assert list(align(log_probs, [])) == [0, 0, 0]

@@ -8,7 +8,7 @@ from asr.decode import load_decoder_config
 from asr.lm import LanguageModelError, build_kneser_ney, load_language_model
 from asr.text import Vocabulary
 from asr.errors import UsageError
-from asr.tune import format_tuning, grid_search, read_sentences
+from asr.tune import format_tuning, grid_search
 from ctc_logits import frames, spell
 
 VOCABULARY = Vocabulary()
@@ -55,32 +55,6 @@ def test_grid_search_rejects_an_empty_grid(dev_set):
         grid_search(logits, references, VOCABULARY, lm, (), BETAS)
 
 
-def test_read_sentences_normalises_text_and_transcripts(tmp_path):
-    text = tmp_path / "corpus.txt"
-    text.write_text("The Cat sat.\n\n  Call 911!\n")
-    manifest = tmp_path / "train.jsonl"
-    manifest.write_text(json.dumps({"audio_filepath": "a.wav", "text": "A dog, RAN"}) + "\n")
-    assert read_sentences([text], [manifest]) == ["the cat sat", "call nine one one", "a dog ran"]
-    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00text")
-    with pytest.raises(LanguageModelError, match="binary.txt: not a UTF-8 text file"):
-        read_sentences([tmp_path / "binary.txt"])
-
-
-def test_build_lm_writes_a_loadable_arpa_file(tmp_path, capsys):
-    text = tmp_path / "corpus.txt"
-    text.write_text("The cat sat.\nthe cat ran\n")
-    manifest = tmp_path / "train.jsonl"
-    manifest.write_text(json.dumps({"audio_filepath": "a.wav", "text": "4 dogs"}) + "\n")
-    out = tmp_path / "lm" / "words.arpa"
-    assert main(["build-lm", "--text", str(text), "--manifest", str(manifest), "--order", "2",
-                 "--out", str(out)]) == 0
-    assert f"3 sentences -> {out}" in capsys.readouterr().out
-    lm = load_language_model(out)
-    assert lm.order == 2 and {"cat", "four", "dogs"} <= lm.vocabulary
-    assert lm.score("sat", ["cat"]) > lm.score("sat", ["four"])
-    assert main(["build-lm", "--out", str(out)]) == 2
-    assert main(["build-lm", "--text", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
-    assert "missing.txt: No such file" in capsys.readouterr().err
 
 
 def test_tune_lm_writes_the_config_that_evaluate_reads(trained_model, speech_corpus, tmp_path, capsys):
