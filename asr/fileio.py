@@ -85,6 +85,13 @@ def write_json(path, value, indent: int | None = 1) -> None:
     write_text(path, json.dumps(value, indent=indent, ensure_ascii=False) + "\n")
 
 
+def sync_all() -> None:
+    """Flush every file system's pending writes (os.sync), where the platform has it: one
+    call makes many unsynced atomic writes durable at once, far cheaper than an fsync each."""
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 def remove_stale_temporaries(folder) -> int:
     """Delete temporaries below `folder` whose writer is gone; returns how many.
 

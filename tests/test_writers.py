@@ -82,3 +82,14 @@ def test_opening_a_folder_removes_temporaries_a_killed_run_left(tmp_path):
     stale.write_text("half")
     TranscriptWriter(tmp_path, [str(tmp_path / "sub" / "clip.wav")])
     assert not stale.exists()
+
+
+def test_per_file_outputs_reach_the_disk_before_the_summary_lists_them(tmp_path, monkeypatch):
+    events = []
+    monkeypatch.setattr(fileio.os, "sync", lambda: events.append("sync"))
+    monkeypatch.setattr(fileio.os, "fsync", lambda descriptor: events.append("fsync"))
+    path = str(tmp_path / "a.wav")
+    with TranscriptWriter(tmp_path / "out", [path], ("txt", "jsonl")) as writer:
+        writer.write(done(path))
+        assert events == []  # no fsync per output file
+    assert events[0] == "sync" and "fsync" in events[1:]
