@@ -9,9 +9,10 @@ like `clip.wav` and `clip.flac`, keep their extension: `clip.wav.txt`).
 Every file is written atomically (`asr.fileio`), so an output that exists is
 complete. Per-file outputs skip their own fsync (8 ms each on a typical disk,
 more than the model spends on a short clip); the summaries are written after
-one `sync_all`, so a summary never lists an output a power cut could lose. A process killed outright may leave temporary files behind; they
-never carry an output's name, and the next run into the same folder deletes
-those whose process is gone. The summaries are rewritten every
+one `sync_all`, so a summary never lists an output a power cut could lose. A
+process killed outright may leave temporary files behind; they never carry an
+output's name, and the next run into the same folder deletes those whose
+process is gone. The summaries are rewritten every
 `CHECKPOINT_SECONDS` and when the run ends, however it ends, so a killed run
 still leaves a recent one.
 
