@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
