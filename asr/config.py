@@ -22,6 +22,7 @@ from typing import Literal
 
 import yaml
 
+from asr import fileio
 from asr.errors import AsrError
 
 
@@ -153,7 +154,7 @@ def load_config(path=None, overrides=()) -> ExperimentConfig:
 
 
 def save_config(config, path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    fileio.write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def read_yaml(path, what: str = "configuration"):

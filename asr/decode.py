@@ -23,6 +23,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import yaml
 
+from asr import fileio
 from asr.config import Checked, ConfigError, from_dict, read_yaml, to_dict
 from asr.lm import BOS, EOS, LanguageModel, load_language_model
 from asr.text import Vocabulary, normalize
@@ -388,8 +389,7 @@ def save_decoder_config(config: DecoderConfig, path, comment: str = "") -> None:
     if config.lm_path:
         tree["lm_path"] = os.path.relpath(Path(config.lm_path).resolve(), path.parent.resolve())
     header = "".join(f"# {line}\n" for line in comment.splitlines())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+    fileio.write_text(path, header + yaml.safe_dump(tree, sort_keys=False))
 
 
 def load_decoder_config(path) -> DecoderConfig:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from asr import fileio
 from asr.errors import AsrError
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -77,7 +78,8 @@ def export(model, output, format: str = "saved_model", *, quantize: bool = False
             output.mkdir(parents=True, exist_ok=True)
             path = output / FILES[format]
             data = _tflite(model, quantize) if format == "tflite" else _onnx(model)
-            _write_atomically(path, data)
+            with fileio.atomic_open(path, "wb") as file:
+                file.write(data)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
     return Exported(path, format, size)
 
@@ -177,12 +179,6 @@ def _onnx(model) -> bytes:
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature,
                                              opset=ONNX_OPSET)
     return proto.SerializeToString()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as file:
-        file.write(data)
-    os.replace(file.name, path)
 
 
 def pad_batch(waveforms) -> tuple[np.ndarray, np.ndarray]:

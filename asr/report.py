@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
+from asr import fileio
 from asr.errors import AsrError
 from asr.manifest import read_manifest
 from asr.metrics import (COUNTS, Scored, UtteranceErrors, bootstrap_intervals, confusion_pairs,
@@ -136,9 +137,9 @@ def write_report(report: dict, out_dir) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_dir / f"report.{suffix}" for kind, suffix in
              (("json", "json"), ("markdown", "md"), ("html", "html"))}
-    paths["json"].write_text(_report_json(report), encoding="utf-8")
-    paths["markdown"].write_text(render_markdown(report), encoding="utf-8")
-    paths["html"].write_text(render_html(report), encoding="utf-8")
+    fileio.write_text(paths["json"], _report_json(report))
+    fileio.write_text(paths["markdown"], render_markdown(report))
+    fileio.write_text(paths["html"], render_html(report))
     return paths
 
 
@@ -190,8 +191,8 @@ def write_comparison(comparison: dict, out_dir) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "comparison.json", "markdown": out_dir / "comparison.md"}
-    paths["json"].write_text(json.dumps(comparison, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    paths["markdown"].write_text(comparison_markdown(comparison), encoding="utf-8")
+    fileio.write_text(paths["json"], json.dumps(comparison, indent=1, ensure_ascii=False) + "\n")
+    fileio.write_text(paths["markdown"], comparison_markdown(comparison))
     return paths
 
 

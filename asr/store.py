@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from asr import audio, augment, features
+from asr import audio, augment, features, fileio
 from asr.config import FeatureConfig, to_dict
 from asr.data import MEMORY_BYTES, memory_cache, pad
 from asr.errors import AsrError
@@ -73,6 +73,7 @@ def build_store(manifest, folder, feature_config: FeatureConfig = FeatureConfig(
                 "speeds": sorted(set(map(float, speeds))), "shard_size": shard_size,
                 "manifest": str(Path(manifest).resolve())}
     _claim(folder, settings)
+    fileio.remove_stale_temporaries(folder)  # shards of a killed build are written again
     count = -(-len(index) // shard_size)
     todo = [shard for shard in range(count) if not _shard_path(folder, shard, ".json").exists()]
     log.info("%s: %d of %d shard(s) to write", folder, len(todo), count)
@@ -159,7 +160,7 @@ def _claim(folder: Path, settings: dict) -> None:
                              "speeds or shard size); use another folder or delete it")
         return
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(path, settings)
+    fileio.write_json(path, settings)
 
 
 def _write_shard(task) -> None:
@@ -168,8 +169,7 @@ def _write_shard(task) -> None:
     folder, config = Path(folder), FeatureConfig(**settings["features"])
     rows, ids, dropped, characters, position_bytes = [], [], collections.Counter(), set(), 0
     records = _shard_path(folder, shard, ".tfrecord")
-    partial = records.with_name(f".{records.name}.partial")
-    with tf.io.TFRecordWriter(str(partial)) as writer:
+    with fileio.atomic_path(records) as partial, tf.io.TFRecordWriter(str(partial)) as writer:
         for position, utterance in enumerate(read_records(manifest, offset, count, root), first):
             text = normalize(utterance.text)
             if not text:
@@ -191,9 +191,8 @@ def _write_shard(task) -> None:
                              label_frames(text), shard, position_bytes, len(payload) + _FRAMING))
                 ids.append(utterance.key.encode("utf-8"))
                 position_bytes += len(payload) + _FRAMING
-    os.replace(partial, records)
     _save_index(_shard_path(folder, shard, ".npy"), rows, ids)
-    _write_json(_shard_path(folder, shard, ".json"),
+    fileio.write_json(_shard_path(folder, shard, ".json"),
                 {"dropped": dict(dropped), "characters": "".join(sorted(characters))})
 
 
@@ -232,21 +231,13 @@ def _finish(folder: Path, count: int, settings: dict) -> dict:
     settings = {**settings, "complete": True, "shards": count, "entries": len(index),
                 "utterances": int(np.sum(index["speed"] == settings["speeds"][0])),
                 "characters": "".join(sorted(characters)), "dropped": dict(dropped)}
-    _write_json(folder / "store.json", settings)
+    fileio.write_json(folder / "store.json", settings)
     return settings
 
 
 def _save_table(path: Path, table: np.ndarray) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as out:
+    with fileio.atomic_open(path, "wb") as out:
         np.save(out, table)
-    os.replace(partial, path)
-
-
-def _write_json(path: Path, value: dict) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(partial, path)
 
 
 def _shard_path(folder: Path, shard: int, suffix: str) -> Path:
