@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import librosa
 import numpy as np
+import scipy.fft
 import scipy.signal
 import tensorflow as tf
 
@@ -104,10 +105,11 @@ def perturb_features(features: np.ndarray, rng: np.random.Generator, config: Aug
 
 def coloured_noise(rng: np.random.Generator, size: int, kind: str = "white") -> np.ndarray:
     """(size,) unit-power noise whose power spectrum falls as 1 / f^exponent (white 0, pink 1, brown 2)."""
-    spectrum = np.fft.rfft(rng.standard_normal(size))
+    length = scipy.fft.next_fast_len(size, real=True)  # FFTs of awkward lengths are slow
+    spectrum = np.fft.rfft(rng.standard_normal(length))
     frequencies = np.arange(spectrum.size, dtype=np.float64)
     frequencies[0] = frequencies[min(1, frequencies.size - 1)] or 1.0  # no infinite DC
-    noise = np.fft.irfft(spectrum * frequencies ** (-NOISE_EXPONENTS[kind] / 2), n=size)
+    noise = np.fft.irfft(spectrum * frequencies ** (-NOISE_EXPONENTS[kind] / 2), n=length)[:size]
     return noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
 
 
