@@ -401,9 +401,13 @@ def _demo(args) -> int:
     from asr.demo import run_demo
 
     utterances = dict(zip(("train", "dev", "test"), args.utterances or ()))
-    report, paths, result = run_demo(config, args.work_dir, utterances=utterances)
+    demo = run_demo(config, args.work_dir, utterances=utterances)
+    result = demo.training
     print(f"trained in {result.seconds / 60:.1f} min, {result.epochs} epochs -> {result.model_path}")
-    _print_summary(report, paths)
+    print(f"LM: {demo.decoder.lm_path}, tuned on dev: alpha {demo.decoder.alpha}, beta {demo.decoder.beta}")
+    for name, report in demo.reports.items():
+        print(f"{name:>9s}: ", end="")
+        _print_summary(report, demo.paths[name])
     return EXIT_OK
 
 
