@@ -144,7 +144,7 @@ def main(argv=None) -> int:
 
 def report(name: str, value: float, relation: str, target: float, detail: str) -> None:
     met = value <= target if relation == "<=" else value >= target
-    print(f"{name:44s} {value:6.2f}x  (target {relation} {target}x: {'met' if met else 'MISSED'})  "
+    print(f"{name:48s} {value:6.2f}x  (target {relation} {target}x: {'met' if met else 'MISSED'})  "
           f"{detail}")
 
 
