@@ -169,7 +169,7 @@ def telephone(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     coded = np.round(coded * 127) / 127  # 8 bits
     narrow = peak * np.sign(coded) * np.expm1(np.abs(coded) * np.log1p(MU)) / MU
     wide = resample(narrow.astype(np.float32), TELEPHONE_RATE, sample_rate)
-    return np.resize(wide, samples.size) if wide.size < samples.size else wide[:samples.size]
+    return np.pad(wide, (0, max(0, samples.size - wide.size)))[:samples.size]  # resampling may round
 
 
 def warp_frequencies(features: np.ndarray, warp: float, config: FeatureConfig) -> np.ndarray:
