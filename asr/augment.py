@@ -1,17 +1,227 @@
-"""Training-time augmentation: speed perturbation (on audio) and SpecAugment masks (on features).
+"""Training-time augmentation: what differs between recordings in the world.
 
-Both are deterministic given their inputs: the speed factor and the mask seed
-are drawn by the batch sampler from (seed, epoch), so a resumed run sees the
-same augmented batches as an uninterrupted one.
+On the waveform: speed perturbation, additive noise (generated colours, or
+babble of other utterances), a generated room impulse response, gain with
+clipping at full scale and a telephone channel (`corrupt`). On features:
+vocal-tract-length perturbation (`warp_frequencies`) and SpecAugment masks.
+
+All of it is deterministic given its inputs: the speed factor, the generator
+for an utterance's corruptions and the mask seed all derive from the batch
+sampler's (seed, epoch) plan, so a resumed run sees the same augmented batches
+as an uninterrupted one. Every function keeps an utterance's length, and the
+loader pads after augmenting, so padding is never augmented. `parse_perturbation`
+turns an evaluation spec (`noise:10`, `reverb:0.5`, `telephone`) into a config
+applying exactly that corruption to every utterance.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import librosa
 import numpy as np
+import scipy.fft
+import scipy.signal
 import tensorflow as tf
 
 from asr.audio import resample
-from asr.config import AugmentConfig
+from asr.config import AugmentConfig, ConfigError, FeatureConfig
+
+NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f^exponent
+TELEPHONE_BAND = (300.0, 3400.0)  # Hz, the ITU-T G.712 pass band
+TELEPHONE_RATE = 8000
+MU = 255  # G.711 mu-law
+
+
+def corrupts(config: AugmentConfig) -> bool:
+    """Whether `config` turns on any waveform corruption."""
+    return any((config.noise_probability, config.reverb_probability, config.telephone_probability,
+                config.gain_probability))
+
+
+@dataclass(frozen=True)
+class Corruption:
+    """One utterance's drawn waveform corruptions; None (False) where one does not apply."""
+
+    reverb: tuple[float, float] | None = None  # (rt60 seconds, direct-to-reverberant dB)
+    noise: tuple[str, float] | None = None  # (kind, SNR dB)
+    gain_db: float | None = None
+    telephone: bool = False
+    talkers: int = 0  # utterances summed into babble
+    seed: int = 0  # for the noise samples, the impulse response and the babble talkers
+
+    def __bool__(self) -> bool:
+        return any((self.reverb, self.noise, self.gain_db is not None, self.telephone))
+
+
+def draw_corruption(rng: np.random.Generator, config: AugmentConfig) -> Corruption:
+    """Which corruptions apply to one utterance, with their settings, per `config`'s probabilities.
+
+    The same draws are made whatever applies, so one setting never shifts
+    another's randomness.
+    """
+    applies = rng.random(4) < (config.reverb_probability, config.noise_probability,
+                               config.gain_probability, config.telephone_probability)
+    rt60, drr_db, snr_db, gain_db = (rng.uniform(*span) for span in (
+        config.reverb_rt60, config.reverb_drr_db, config.noise_snr_db, config.gain_db))
+    kinds = config.noise_kinds
+    kind = kinds[rng.integers(len(kinds))] if kinds else None
+    return Corruption(reverb=(rt60, drr_db) if applies[0] else None,
+                      noise=(kind, snr_db) if applies[1] and kind else None,
+                      gain_db=gain_db if applies[2] else None, telephone=bool(applies[3]),
+                      talkers=config.babble_talkers, seed=int(rng.integers(2**63)))
+
+
+def corrupt(samples: np.ndarray, corruption: Corruption, sample_rate: int,
+            other_speech: Callable[[np.random.Generator], np.ndarray] | None = None) -> np.ndarray:
+    """Room, noise, microphone level and channel, in the order sound meets them.
+
+    samples: (samples,) float32; returns float32 of the same shape.
+    `other_speech(rng)` returns a random other utterance's samples, which
+    babble sums.
+    """
+    rng = np.random.default_rng(corruption.seed)
+    if corruption.reverb:
+        samples = reverberate(samples, room_impulse_response(rng, *corruption.reverb, sample_rate))
+    if corruption.noise:
+        kind, snr_db = corruption.noise
+        noise = (babble(rng, samples.size, other_speech, corruption.talkers) if kind == "babble"
+                 else coloured_noise(rng, samples.size, kind))
+        samples = add_noise(samples, noise, snr_db)
+    if corruption.gain_db is not None:
+        samples = apply_gain(samples, corruption.gain_db)
+    if corruption.telephone:
+        samples = telephone(samples, sample_rate)
+    return samples.astype(np.float32, copy=False)
+
+
+def perturb_features(features: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
+                     feature_config: FeatureConfig) -> np.ndarray:
+    """Vocal-tract-length perturbation with `config.vtlp_probability`; (frames, bins) in and out."""
+    applies, warp = rng.random() < config.vtlp_probability, rng.uniform(*config.vtlp_warp)
+    return warp_frequencies(features, warp, feature_config) if applies else features
+
+
+def coloured_noise(rng: np.random.Generator, size: int, kind: str = "white") -> np.ndarray:
+    """(size,) unit-power noise whose power spectrum falls as 1 / f^exponent (white 0, pink 1, brown 2)."""
+    length = scipy.fft.next_fast_len(size, real=True)  # FFTs of awkward lengths are slow
+    spectrum = np.fft.rfft(rng.standard_normal(length))
+    frequencies = np.arange(spectrum.size, dtype=np.float64)
+    frequencies[0] = frequencies[min(1, frequencies.size - 1)] or 1.0  # no infinite DC
+    noise = np.fft.irfft(spectrum * frequencies ** (-NOISE_EXPONENTS[kind] / 2), n=length)[:size]
+    return noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
+
+
+def babble(rng: np.random.Generator, size: int,
+           other_speech: Callable[[np.random.Generator], np.ndarray] | None,
+           talkers: int) -> np.ndarray:
+    """(size,) sum of `talkers` other utterances, each looped to `size` from a random start."""
+    if other_speech is None:
+        raise ValueError("babble noise needs other utterances to mix (other_speech)")
+    total = np.zeros(size, np.float64)
+    for _ in range(talkers):
+        speech = other_speech(rng)
+        start = rng.integers(speech.size)
+        total += np.resize(np.roll(speech, -start), size)  # np.resize repeats a short array
+    return total
+
+
+def add_noise(samples: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """samples + noise scaled to `snr_db` below the utterance's mean power (both (samples,))."""
+    signal_power = np.mean(np.square(samples, dtype=np.float64))
+    noise_power = max(np.mean(np.square(noise, dtype=np.float64)), 1e-20)
+    return samples + noise * np.sqrt(signal_power / noise_power * 10 ** (-snr_db / 10))
+
+
+def room_impulse_response(rng: np.random.Generator, rt60: float, drr_db: float,
+                          sample_rate: int) -> np.ndarray:
+    """A direct path followed by exponentially decaying Gaussian reverberation.
+
+    The tail's energy decays by 60 dB in `rt60` seconds (Polack's statistical
+    model) and lies `drr_db` below the direct path's. Shape (rt60 * rate + 1,).
+    """
+    length = max(1, int(rt60 * sample_rate))
+    time = np.arange(1, length + 1) / sample_rate
+    tail = rng.standard_normal(length) * np.exp(-3 * np.log(10) * time / rt60)  # amplitude -60 dB at rt60
+    tail *= np.sqrt(10 ** (-drr_db / 10) / max(np.sum(tail**2), 1e-20))
+    return np.concatenate([[1.0], tail])
+
+
+def reverberate(samples: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
+    """Convolve with `impulse_response`, keep the first len(samples) samples and their RMS level."""
+    wet = scipy.signal.fftconvolve(samples, impulse_response)[:samples.size]
+    return wet * np.sqrt(np.mean(samples**2) / max(np.mean(wet**2), 1e-20))
+
+
+def apply_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
+    """Scale by `gain_db` and clip at full scale, as a too-hot microphone preamp does."""
+    return np.clip(samples * 10 ** (gain_db / 20), -1.0, 1.0)
+
+
+def telephone(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A narrow-band telephone channel: 300-3400 Hz band-pass, 8 kHz mu-law, back to `sample_rate`."""
+    band = scipy.signal.butter(4, TELEPHONE_BAND, "bandpass", fs=sample_rate, output="sos")
+    narrow = resample(scipy.signal.sosfilt(band, samples).astype(np.float32), sample_rate,
+                      TELEPHONE_RATE)
+    peak = max(float(np.max(np.abs(narrow), initial=0.0)), 1e-9)  # the line's level is set to its peak
+    coded = np.sign(narrow) * np.log1p(MU * np.abs(narrow / peak)) / np.log1p(MU)
+    coded = np.round(coded * 127) / 127  # 8 bits
+    narrow = peak * np.sign(coded) * np.expm1(np.abs(coded) * np.log1p(MU)) / MU
+    wide = resample(narrow.astype(np.float32), TELEPHONE_RATE, sample_rate)
+    return np.pad(wide, (0, max(0, samples.size - wide.size)))[:samples.size]  # resampling may round
+
+
+def warp_frequencies(features: np.ndarray, warp: float, config: FeatureConfig) -> np.ndarray:
+    """Vocal-tract-length perturbation (Jaitly & Hinton, 2013) of (frames, n_mels) log-mel features.
+
+    Each bin takes the value at its centre frequency f warped to `warp * f`;
+    above a boundary the warp bends to keep fmax in place, so no bin reads
+    beyond the band. Values between bin centres are interpolated linearly.
+    """
+    if config.kind != "logmel":
+        raise ConfigError(f"augment.vtlp_probability needs features.kind logmel, not {config.kind!r}")
+    if warp == 1.0:
+        return features
+    fmax = config.fmax or config.sample_rate / 2
+    centres = librosa.mel_frequencies(config.n_mels + 2, fmin=config.fmin, fmax=fmax)[1:-1]
+    boundary = 0.8 * fmax * min(warp, 1.0) / warp  # as in Kaldi's VTLN: straight warp below
+    source = np.where(centres <= boundary, warp * centres,
+                      fmax - (fmax - warp * boundary) / (fmax - boundary) * (fmax - centres))
+    position = np.interp(source, centres, np.arange(config.n_mels))
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, config.n_mels - 1)
+    weight = (position - low).astype(np.float32)
+    return features[:, low] * (1 - weight) + features[:, high] * weight
+
+
+def parse_perturbation(spec: str) -> AugmentConfig:
+    """An evaluation condition -> a config that applies exactly it to every utterance.
+
+    `noise:SNR` (white, pink or brown noise, one per utterance), `babble:SNR`
+    (other utterances of the same manifest), `reverb:RT60[:DRR]` (DRR 3 dB by
+    default), `telephone`, `gain:DB` (clipped at full scale).
+    """
+    kind, _, argument = spec.partition(":")
+    values = argument.split(":") if argument else []
+    try:
+        numbers = [float(value) for value in values]
+    except ValueError:
+        raise ConfigError(f"perturbation {spec!r}: {argument!r} is not a number") from None
+    off = AugmentConfig(noise_kinds=())
+    if kind in ("noise", "babble") and len(numbers) == 1:
+        return replace(off, noise_probability=1.0, noise_snr_db=(numbers[0],) * 2,
+                       noise_kinds=("babble",) if kind == "babble" else tuple(NOISE_EXPONENTS))
+    if kind == "reverb" and len(numbers) in (1, 2):
+        drr = numbers[1] if len(numbers) == 2 else 3.0
+        return replace(off, reverb_probability=1.0, reverb_rt60=(numbers[0],) * 2,
+                       reverb_drr_db=(drr, drr))
+    if kind == "telephone" and not numbers:
+        return replace(off, telephone_probability=1.0)
+    if kind == "gain" and len(numbers) == 1:
+        return replace(off, gain_probability=1.0, gain_db=(numbers[0],) * 2)
+    raise ConfigError(f"perturbation {spec!r}: expected noise:SNR, babble:SNR, reverb:RT60[:DRR], "
+                      "telephone or gain:DB")
 
 
 def change_speed(samples: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:

@@ -146,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
                           default=_default(evaluate_model, "normalizer"),
                           help="text normalisation before scoring: the one training uses, none, or "
                                "Whisper's English normaliser (needs pip install 'asr[whisper]')")
+    evaluate.add_argument("--perturb", metavar="SPEC", help="score the manifest's audio corrupted: "
+                          "noise:SNR, babble:SNR, reverb:RT60[:DRR], telephone or gain:DB")
+    evaluate.add_argument("--perturb-seed", type=int, default=0, help="seed of the corruptions")
     _add_decoder_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
@@ -386,7 +389,8 @@ def _evaluate(args) -> int:
     decoder = decoder_config(args)
     _start_tensorflow(args)
     report, paths, failures = evaluate_model(args.model, args.manifest, args.output_dir, batch_size=args.batch_size,
-                                       decoder=decoder, normalizer=args.normalizer)
+                                       decoder=decoder, normalizer=args.normalizer,
+                                       perturbation=args.perturb, seed=args.perturb_seed)
     for failure in failures:
         print(f"asr: error: {failure.error}", file=sys.stderr)
     _print_summary(report, paths)
@@ -401,9 +405,13 @@ def _demo(args) -> int:
     from asr.demo import run_demo
 
     utterances = dict(zip(("train", "dev", "test"), args.utterances or ()))
-    report, paths, result = run_demo(config, args.work_dir, utterances=utterances)
+    demo = run_demo(config, args.work_dir, utterances=utterances)
+    result = demo.training
     print(f"trained in {result.seconds / 60:.1f} min, {result.epochs} epochs -> {result.model_path}")
-    _print_summary(report, paths)
+    print(f"LM: {demo.decoder.lm_path}, tuned on dev: alpha {demo.decoder.alpha}, beta {demo.decoder.beta}")
+    for name, report in demo.reports.items():
+        print(f"{name:>9s}: ", end="")
+        _print_summary(report, demo.paths[name])
     return EXIT_OK
 
 

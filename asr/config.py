@@ -25,6 +25,7 @@ import yaml
 from asr import fileio
 from asr.errors import AsrError
 
+NoiseKind = Literal["white", "pink", "brown", "babble"]
 
 class ConfigError(AsrError):
     """A configuration file, override or setting that does not fit the dataclasses."""
@@ -114,11 +115,28 @@ class AugmentConfig(Checked):
     time_masks: int = 0
     time_mask_width: int = 40  # widest time mask, in frames
     time_mask_ratio: float = 0.2  # and at most this fraction of the utterance's frames
+    # Waveform corruptions (asr.augment.corrupt): each probability is per utterance and epoch;
+    # every (low, high) range is drawn from uniformly.
+    noise_probability: float = 0.0  # additive noise
+    noise_snr_db: tuple[float, float] = (5.0, 30.0)
+    noise_kinds: tuple[NoiseKind, ...] = ("white", "pink", "brown", "babble")  # one drawn per utterance
+    babble_talkers: int = 4  # other training utterances summed into babble
+    reverb_probability: float = 0.0  # a generated room impulse response
+    reverb_rt60: tuple[float, float] = (0.2, 0.8)  # seconds for the tail to decay by 60 dB
+    reverb_drr_db: tuple[float, float] = (0.0, 12.0)  # direct-to-reverberant energy ratio
+    telephone_probability: float = 0.0  # 300-3400 Hz, 8 kHz mu-law round trip
+    gain_probability: float = 0.0  # a level change, clipped at full scale (+-1)
+    gain_db: tuple[float, float] = (-6.0, 6.0)  # full scale is 1.0; FSDD peaks at about 0.5
+    vtlp_probability: float = 0.0  # vocal-tract-length perturbation, on the log-mel bins
+    vtlp_warp: tuple[float, float] = (0.9, 1.1)
 
 
 @dataclass(frozen=True)
 class DataConfig(Checked):
-    train_manifest: str | None = None
+    # One manifest, or several mixed per epoch: each gives `weight x its size` utterances to
+    # every epoch (a fraction is a fresh random subset each epoch; beyond 1, whole passes repeat).
+    train_manifest: str | tuple[str, ...] | None = None
+    train_weights: tuple[float, ...] = ()  # one per train manifest; empty: 1.0 each
     # A feature store (`asr prepare-features`) to train from instead of train_manifest's audio.
     train_store: str | None = None
     dev_manifest: str | None = None

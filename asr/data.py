@@ -115,17 +115,28 @@ class BatchSampler:
     distributed step takes an equal share; the utterances cut are the last
     drawn, which differ from epoch to epoch. Iterating yields the current epoch's batches after the
     first `skip`; `set_epoch` moves on, as a training callback does each epoch.
+
+    Several corpora mix by `corpora` ((utterances,) corpus number of each) and
+    `weights` (one per corpus): a shuffled epoch takes round(weight * size) of
+    each corpus's utterances, a fresh random subset below 1, whole passes and
+    then a subset above it.
     """
 
     def __init__(self, durations, feature_config: FeatureConfig, batch_size: int, *,
                  shuffle: bool = False, bucket_boundaries=(), speed_factors=(), seed: int = 0,
-                 multiple_of: int = 1):
+                 multiple_of: int = 1, corpora=None, weights=()):
         self.durations = np.asarray(durations, dtype=np.float64)
         self.feature_config, self.batch_size, self.shuffle = feature_config, batch_size, shuffle
         frames_per_second = feature_config.sample_rate / feature_config.hop_length
         self.boundaries = [int(seconds * frames_per_second) for seconds in bucket_boundaries]
         self.speed_factors = tuple(speed_factors) or (1.0,)
         self.seed, self.multiple_of = seed, multiple_of
+        self.corpora = (np.zeros(len(self.durations), np.int64) if corpora is None
+                        else np.asarray(corpora, np.int64))
+        self.weights = tuple(weights) or (1.0,) * (int(self.corpora.max(initial=-1)) + 1)
+        if len(self.weights) <= self.corpora.max(initial=-1) or min(self.weights, default=0) < 0:
+            raise ValueError(f"need a weight >= 0 for each of corpora 0..{self.corpora.max()}, "
+                             f"got {self.weights}")
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
@@ -134,21 +145,33 @@ class BatchSampler:
     def plan(self, epoch: int) -> list[PlannedBatch]:
         """Every batch of `epoch`, in training order."""
         rng = np.random.default_rng([self.seed, epoch])
-        count = len(self.durations)
-        order = rng.permutation(count) if self.shuffle else np.arange(count)
+        order = self._draw(rng) if self.shuffle else np.arange(len(self.durations))
+        count = len(order)
         speeds = (rng.choice(self.speed_factors, size=count) if self.shuffle
                   else np.ones(count)).astype(np.float32)
-        samples = (self.durations * self.feature_config.sample_rate / speeds).astype(np.int64)
+        samples = (self.durations[order] * self.feature_config.sample_rate / speeds).astype(np.int64)
         frames = 1 + samples // self.feature_config.hop_length  # features.num_frames, vectorised
         if self.shuffle:
             buckets = np.searchsorted(self.boundaries, frames, side="right")
-            groups = _bucketed(order, buckets, self.batch_size)
+            groups = _bucketed(np.arange(count), buckets, self.batch_size)
         else:
-            groups = np.array_split(order, np.arange(self.batch_size, count, self.batch_size))
+            groups = np.array_split(np.arange(count), np.arange(self.batch_size, count, self.batch_size))
         seeds = rng.integers(2**31, size=(len(groups), 2))
         groups = [group[:len(group) - len(group) % self.multiple_of] for group in groups]
-        return [PlannedBatch(group, speeds[group], frames[group], seed)
+        return [PlannedBatch(order[group], speeds[group], frames[group], seed)
                 for group, seed in zip(groups, seeds) if len(group)]
+
+    def _draw(self, rng: np.random.Generator) -> np.ndarray:
+        """The shuffled utterance indices of one epoch, each corpus taken by its weight."""
+        if all(weight == 1.0 for weight in self.weights):
+            return rng.permutation(len(self.durations))
+        taken = []
+        for corpus, weight in enumerate(self.weights):
+            members = np.flatnonzero(self.corpora == corpus)
+            wanted = round(weight * members.size)
+            passes = [rng.permutation(members) for _ in range(-(-wanted // max(members.size, 1)))]
+            taken.append(np.concatenate(passes or [members])[:wanted])
+        return rng.permutation(np.concatenate(taken))
 
     def __len__(self) -> int:
         return len(self.plan(self.epoch))
@@ -243,12 +266,13 @@ class UtteranceLoader:
     """
 
     def __init__(self, utterances, vocabulary: Vocabulary, feature_config: FeatureConfig, *,
-                 memory_bytes: int = MEMORY_BYTES, cache_dir=None, speed_factors=()):
+                 memory_bytes: int = MEMORY_BYTES, cache_dir=None, speed_factors=(),
+                 augmentation: AugmentConfig = AugmentConfig()):
         self.paths = [u.audio_filepath for u in utterances]
         self.ids = [u.key for u in utterances]
         self.durations = np.array([u.duration for u in utterances], np.float64)
         self.labels = [np.asarray(vocabulary.encode(u.text), np.int32) for u in utterances]
-        self.feature_config = feature_config
+        self.feature_config, self.augmentation = feature_config, augmentation
         frames = self.durations.sum() * feature_config.sample_rate / feature_config.hop_length
         self.memory = memory_cache(max(len(speed_factors), 1) * frames * feature_config.size * 4,
                                    memory_bytes)
@@ -259,8 +283,44 @@ class UtteranceLoader:
         """The utterances' ids."""
         return self.ids
 
-    def features(self, index: int, speed: float = 1.0) -> np.ndarray:
-        """(frames, feature_size) float32 for utterance `index` played `speed` times faster."""
+    def features(self, index: int, speed: float = 1.0,
+                 rng: np.random.Generator | None = None) -> np.ndarray:
+        """(frames, feature_size) float32 for utterance `index` played `speed` times faster.
+
+        With `rng`, the augmentation config's waveform corruptions and
+        frequency warp are drawn from it and applied; a corrupted utterance
+        bypasses the caches, a clean one is read through them.
+        """
+        corruption = augment.draw_corruption(rng, self.augmentation) if rng is not None else None
+        if corruption:
+            samples = self.samples(index, speed)
+            values = features.extract(augment.corrupt(samples, corruption,
+                                                      self.feature_config.sample_rate,
+                                                      self._other_speech), self.feature_config)
+        else:
+            values = self._clean_features(index, speed)
+        if rng is not None and self.augmentation.vtlp_probability:
+            values = augment.perturb_features(values, rng, self.augmentation, self.feature_config)
+        return values
+
+    def samples(self, index: int, speed: float = 1.0) -> np.ndarray:
+        """(samples,) float32 audio of utterance `index` played `speed` times faster."""
+        rate = self.feature_config.sample_rate
+        return augment.change_speed(audio.load_audio(self.paths[index], rate), speed, rate)
+
+    def batch(self, indices, speeds, seed=None):
+        """Zero-padded features (b, frames, size), lengths (b,), labels (b, length), label lengths (b,).
+
+        With `seed` ((2,) ints, the batch's), row r is augmented with a
+        generator seeded by (seed, r).
+        """
+        rngs = ([np.random.default_rng([*map(int, seed), row]) for row in range(len(indices))]
+                if seed is not None else [None] * len(indices))
+        feats = [self.features(int(i), float(s), rng) for i, s, rng in zip(indices, speeds, rngs)]
+        labels = [self.labels[int(i)] for i in indices]
+        return (*pad(feats, np.float32), *pad(labels, np.int32))
+
+    def _clean_features(self, index: int, speed: float) -> np.ndarray:
         key = (index, speed)
         values = self.memory.get(key)
         if values is not None:
@@ -270,20 +330,15 @@ class UtteranceLoader:
         path = self.paths[index]
         values = self.disk.load(path, speed) if self.disk else None
         if values is None:
-            config = self.feature_config
-            samples = augment.change_speed(audio.load_audio(path, config.sample_rate), speed,
-                                           config.sample_rate)
-            values = features.extract(samples, config)
+            values = features.extract(self.samples(index, speed), self.feature_config)
             if self.disk:
                 self.disk.save(path, speed, values)
         self.memory.put(key, values)
         return values
 
-    def batch(self, indices, speeds):
-        """Zero-padded features (b, frames, size), lengths (b,), labels (b, length), label lengths (b,)."""
-        feats = [self.features(int(i), float(s)) for i, s in zip(indices, speeds)]
-        labels = [self.labels[int(i)] for i in indices]
-        return (*pad(feats, np.float32), *pad(labels, np.int32))
+    def _other_speech(self, rng: np.random.Generator) -> np.ndarray:
+        """A random training utterance's audio, for babble."""
+        return self.samples(int(rng.integers(len(self.paths))))
 
 
 def pad(arrays, dtype):
@@ -321,7 +376,7 @@ def sampled_dataset(sampler: BatchSampler, loader: UtteranceLoader,
 
     def load(indices, speeds, seed):
         feats, lengths, labels, label_lengths = tf.numpy_function(
-            loader.batch, [indices, speeds], [tf.float32, tf.int32, tf.int32, tf.int32],
+            loader.batch, [indices, speeds, seed], [tf.float32, tf.int32, tf.int32, tf.int32],
             stateful=False)
         feats.set_shape([None, None, size])
         labels.set_shape([None, None])

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import soundfile
+
+from asr import audio
+from asr.config import AugmentConfig
 from asr.decode import DecoderConfig
 from asr.manifest import ManifestError, read_manifest
 from asr.metrics import Scored
@@ -14,31 +19,79 @@ from asr.transcribe import transcribe
 
 
 def evaluate(model_path, manifest, output_dir, *, decoder: DecoderConfig = DecoderConfig(),
-             batch_size: int = 16, normalizer: str = "training"):
+             batch_size: int = 16, normalizer: str = "training", perturbation: str | None = None,
+             seed: int = 0):
     """Transcribe `manifest`'s audio, score it against its texts, write report.{json,md,html}.
 
     `normalizer` names the text normaliser applied to references and hypotheses
     before scoring (`asr.text.scoring_normalizer`). Returns (report dict, paths
     written, failed transcripts). Files that fail to load are scored as empty
     hypotheses, so they count against the model, and are listed in the report.
+    With `perturbation` (`noise:10`, `reverb:0.5`, `telephone`, ...:
+    `asr.augment.parse_perturbation`), the audio is corrupted first, the same
+    way for the same `seed`; the copies are kept in `output_dir/perturbed/`.
     """
-    from asr.model import load_model  # TensorFlow loads only when a model is scored
+    from asr.augment import parse_perturbation  # TensorFlow loads only when a model is scored
+    from asr.model import load_model
 
     scoring = scoring_normalizer(normalizer)
+    corruptions = parse_perturbation(perturbation) if perturbation else None  # fail before loading
     utterances = read_manifest(manifest)
     if not utterances:
         raise ManifestError(f"{manifest}: no utterances to score")
     model = load_model(model_path)
-    results = {t.path: t for t in transcribe([u.audio_filepath for u in utterances], model,
-                                             batch_size=batch_size, decoder=decoder)}
-    rows = [Scored(id=u.key, reference=scoring(u.text), hypothesis=scoring(results[u.audio_filepath].text or ""),
-                   duration=u.duration or results[u.audio_filepath].duration, speaker=u.speaker)
-            for u in utterances]
+    paths = [u.audio_filepath for u in utterances]
+    data = str(manifest)
+    if corruptions:
+        paths = perturbed_copies(paths, corruptions, Path(output_dir) / "perturbed",
+                                 model.feature_config.sample_rate, seed)
+        data = f"{manifest} + {perturbation} (seed {seed})"
+    results = {t.path: t for t in transcribe(paths, model, batch_size=batch_size, decoder=decoder)}
+    rows = [Scored(id=u.key, reference=scoring(u.text), hypothesis=scoring(results[path].text or ""),
+                   duration=u.duration or results[path].duration, speaker=u.speaker)
+            for u, path in zip(utterances, paths)]
     failures = [t for t in results.values() if not t.ok]
-    report = build_report(rows, model=str(model_path), data=str(manifest),
+    report = build_report(rows, model=str(model_path), data=data,
                           normalization=scoring.description, decoder=describe(decoder))
     report["failures"] = [{"audio_filepath": t.path, "error": t.error} for t in failures]
     return report, write_report(report, Path(output_dir)), failures
+
+
+def perturbed_copies(paths, config: AugmentConfig, folder, sample_rate: int = 16000,
+                     seed: int = 0) -> list[str]:
+    """Write each file corrupted per `config`'s corruptions to `folder/NNNNN.wav` (32-bit float).
+
+    Returns the copies' paths; a file that cannot be read keeps its own path,
+    so that transcription reports it. Utterance i draws its corruption from
+    (seed, i); babble mixes other files of the list.
+    """
+    from asr.augment import corrupt, draw_corruption  # with TensorFlow, as scoring a model needs
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def load(path):
+        try:
+            return audio.load_audio(path, sample_rate)
+        except audio.AudioError:
+            return None
+
+    def other_speech(rng):
+        samples = load(paths[rng.integers(len(paths))])
+        return np.zeros(1, np.float32) if samples is None else samples  # a bad file: silence
+
+    copies = []
+    for index, path in enumerate(paths):
+        samples = load(path)
+        if samples is None:
+            copies.append(path)
+            continue
+        corruption = draw_corruption(np.random.default_rng([seed, index]), config)
+        copy = folder / f"{index:05d}.wav"
+        soundfile.write(copy, corrupt(samples, corruption, sample_rate, other_speech), sample_rate,
+                        subtype="FLOAT")
+        copies.append(str(copy))
+    return copies
 
 
 def score_hypotheses(references, hypotheses, output_dir, normalizer: str = "training"):

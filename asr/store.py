@@ -310,8 +310,12 @@ class StoreLoader:
             self.loaded += 1
         return values, labels
 
-    def batch(self, indices, speeds):
-        """Zero-padded features (b, frames, size), lengths (b,), labels (b, length), label lengths (b,)."""
+    def batch(self, indices, speeds, seed=None):
+        """Zero-padded features (b, frames, size), lengths (b,), labels (b, length), label lengths (b,).
+
+        `seed` is the batch's, as `UtteranceLoader.batch` takes it; stored features are
+        not augmented here (training refuses waveform corruptions with a store).
+        """
         feats, labels = zip(*(self.example(int(i), float(s)) for i, s in zip(indices, speeds)))
         return (*pad(feats, np.float32), *pad(labels, np.int32))
 

@@ -8,6 +8,7 @@ killed run at the batch it had reached (and does nothing after a finished one).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -24,6 +25,7 @@ import tensorflow as tf
 from keras import ops
 
 from asr import keras_compat
+from asr.augment import corrupts
 from asr.backup import TrainingBackup
 from asr.config import ConfigError, ExperimentConfig, save_config, to_dict
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
@@ -176,13 +178,14 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()  # process-wide, and cannot be undone
-    (loader, dev), dropped = _splits(config, vocabulary)
+    (loader, corpora, dev), dropped = _splits(config, vocabulary)
     write_json(output_dir / "dropped.json", dropped)
     sampler = BatchSampler(loader.durations, config.features,
                            config.train.batch_size, shuffle=True, seed=config.train.seed,
                            bucket_boundaries=config.train.bucket_boundaries,
                            speed_factors=config.augment.speed_factors,
-                           multiple_of=strategy.num_replicas_in_sync)
+                           multiple_of=strategy.num_replicas_in_sync,
+                           corpora=corpora, weights=config.data.train_weights)
     dev_set = make_dataset(dev, vocabulary, config.features, training=False,
                            batch_size=config.train.batch_size)
 
@@ -263,26 +266,49 @@ def _compiled_model(config: ExperimentConfig, vocabulary: Vocabulary, strategy,
 
 
 def _splits(config: ExperimentConfig, vocabulary: Vocabulary):
-    """((training loader, dev utterances), dropped counts by split and reason).
+    """((training loader, (train,) corpus number of each, dev utterances), dropped counts
+    by split and reason).
 
-    Training reads `data.train_store` when set, else `data.train_manifest`'s audio.
+    Training reads `data.train_store` when set, else the audio of `data.train_manifest`'s
+    manifests, numbered in order for `data.train_weights`.
     """
     data, train_config, speeds = config.data, config.train, config.augment.speed_factors
-    if not (data.train_manifest or data.train_store) or not data.dev_manifest:
+    manifests = _train_manifests(data)
+    if not (manifests or data.train_store) or not data.dev_manifest:
         raise ConfigError("data.dev_manifest and data.train_manifest (or data.train_store) must be set")
     memory_bytes = train_config.memory_cache_mb * 2**20
     if data.train_store:
+        if corrupts(config.augment) or config.augment.vtlp_probability:
+            raise ConfigError("augment: waveform corruptions and VTLP need data.train_manifest's "
+                              "audio, not a feature store")
         loader = StoreLoader(data.train_store, vocabulary, config.features, speed_factors=speeds,
                              subsampling=config.model.subsampling,
                              max_duration=train_config.max_duration, memory_bytes=memory_bytes)
         dropped = {"train": _checked(data.train_store, len(loader), loader.dropped)}
+        corpora = None
     else:
-        kept, reasons = _usable(config, vocabulary, data.train_manifest, max(speeds, default=1.0))
+        kept, corpora, reasons = [], [], collections.Counter()
+        for number, manifest in enumerate(manifests):
+            usable, dropped_here = _usable(config, vocabulary, manifest, max(speeds, default=1.0))
+            kept, corpora = kept + usable, corpora + [number] * len(usable)
+            reasons.update(dropped_here)
         loader = UtteranceLoader(kept, vocabulary, config.features, memory_bytes=memory_bytes,
-                                 cache_dir=train_config.cache_dir, speed_factors=speeds)
-        dropped = {"train": reasons}
+                                 cache_dir=train_config.cache_dir, speed_factors=speeds,
+                                 augmentation=config.augment)
+        dropped = {"train": dict(reasons)}
     dev, dropped["dev"] = _usable(config, vocabulary, data.dev_manifest)
-    return (loader, sorted(dev, key=lambda u: u.duration)), dropped  # similar lengths batch together
+    return (loader, corpora, sorted(dev, key=lambda u: u.duration)), dropped  # similar lengths batch together
+
+
+def _train_manifests(data) -> tuple[str, ...]:
+    """data.train_manifest as a tuple, checked against data.train_weights."""
+    manifests = data.train_manifest
+    manifests = (manifests,) if isinstance(manifests, str) else tuple(manifests or ())
+    weights = data.train_weights
+    if weights and (len(weights) != len(manifests) or min(weights) < 0 or not sum(weights)):
+        raise ConfigError(f"data.train_weights: need {len(manifests)} weight(s) >= 0, not all zero, "
+                          f"one per data.train_manifest; got {list(weights)}")
+    return manifests
 
 
 def _usable(config: ExperimentConfig, vocabulary: Vocabulary, manifest, fastest: float = 1.0):

@@ -66,3 +66,183 @@ def test_change_speed_scales_length_and_pitch(tone, factor):
 def test_speed_one_is_untouched(tone):
     samples = tone(seconds=0.2)[:, 0]
     assert change_speed(samples, 1.0, 16000) is samples
+
+
+# Waveform corruptions and the frequency warp.
+
+from dataclasses import replace  # noqa: E402
+
+import scipy.signal  # noqa: E402
+
+from asr import augment  # noqa: E402
+from asr.config import ConfigError, FeatureConfig  # noqa: E402
+
+RATE = 16000
+EVERYTHING = AugmentConfig(noise_probability=1.0, reverb_probability=1.0, telephone_probability=1.0,
+                           gain_probability=1.0, vtlp_probability=1.0)
+
+
+def speech_like(seconds=1.0, seed=0):
+    """A 200 Hz buzz with harmonics to 4 kHz, at about -12 dBFS, with faint noise."""
+    time = np.arange(int(seconds * RATE)) / RATE
+    buzz = sum(np.sin(2 * np.pi * 200 * k * time) / k for k in range(1, 21))
+    noise = np.random.default_rng(seed).standard_normal(time.size)
+    return (0.1 * buzz + 0.001 * noise).astype(np.float32)
+
+
+def band_power(samples, low, high):
+    frequencies, power = scipy.signal.welch(samples, RATE, nperseg=1024)
+    return power[(frequencies >= low) & (frequencies < high)].sum()
+
+
+def test_corruptions_are_off_by_default():
+    rng = np.random.default_rng(0)
+    assert not augment.draw_corruption(rng, AugmentConfig())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_corruption_is_drawn_from_the_seed_alone(seed):
+    samples = speech_like()
+    others = [speech_like(0.3, seed=1), speech_like(2.0, seed=2)]
+
+    def corrupted(draw_seed):
+        corruption = augment.draw_corruption(np.random.default_rng(draw_seed), EVERYTHING)
+        return augment.corrupt(samples, corruption, RATE,
+                               lambda rng: others[rng.integers(len(others))])
+
+    first, again, other = corrupted([seed, 1]), corrupted([seed, 1]), corrupted([seed, 2])
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == samples.shape and first.dtype == np.float32
+    assert not np.allclose(first, other)
+
+
+def test_probabilities_pick_each_corruption_that_often():
+    config = AugmentConfig(noise_probability=0.3, reverb_probability=0.6)
+    draws = [augment.draw_corruption(np.random.default_rng([5, n]), config) for n in range(2000)]
+    assert np.mean([d.noise is not None for d in draws]) == pytest.approx(0.3, abs=0.04)
+    assert np.mean([d.reverb is not None for d in draws]) == pytest.approx(0.6, abs=0.04)
+    assert not any(d.telephone or d.gain_db is not None for d in draws)
+
+
+def test_one_setting_does_not_shift_another_ones_draws():
+    with_noise = augment.draw_corruption(np.random.default_rng(3), replace(EVERYTHING, noise_probability=0))
+    everything = augment.draw_corruption(np.random.default_rng(3), EVERYTHING)
+    assert with_noise.reverb == everything.reverb and with_noise.seed == everything.seed
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 10.0, 25.0])
+@pytest.mark.parametrize("kind", ["white", "pink", "brown"])
+def test_noise_is_added_at_the_requested_snr(kind, snr_db):
+    samples = speech_like()
+    noise = augment.coloured_noise(np.random.default_rng(0), samples.size, kind)
+    noisy = augment.add_noise(samples, noise, snr_db)
+    measured = 10 * np.log10(np.mean(samples.astype(np.float64)**2) / np.mean((noisy - samples)**2))
+    assert measured == pytest.approx(snr_db, abs=0.01)
+
+
+@pytest.mark.parametrize("kind, exponent", [("white", 0.0), ("pink", 1.0), ("brown", 2.0)])
+def test_noise_colours_have_their_spectral_slope(kind, exponent):
+    noise = augment.coloured_noise(np.random.default_rng(1), 4 * RATE, kind)
+    frequencies, power = scipy.signal.welch(noise, RATE, nperseg=4096)
+    band = (frequencies > 50) & (frequencies < 6000)
+    slope = np.polyfit(np.log10(frequencies[band]), np.log10(power[band]), 1)[0]
+    assert slope == pytest.approx(-exponent, abs=0.15)
+
+
+def test_babble_sums_other_utterances_looped_to_length():
+    talker = np.ones(100, np.float32)
+    total = augment.babble(np.random.default_rng(0), 250, lambda rng: talker, talkers=3)
+    np.testing.assert_array_equal(total, np.full(250, 3.0))
+    with pytest.raises(ValueError, match="other utterances"):
+        augment.babble(np.random.default_rng(0), 250, None, talkers=3)
+
+
+@pytest.mark.parametrize("rt60, drr_db", [(0.3, 0.0), (0.8, 10.0)])
+def test_impulse_response_decays_in_rt60_with_its_direct_to_reverberant_ratio(rt60, drr_db):
+    response = augment.room_impulse_response(np.random.default_rng(0), rt60, drr_db, RATE)
+    assert response[0] == 1.0 and response.size == int(rt60 * RATE) + 1
+    tail = response[1:]
+    assert 10 * np.log10(1.0 / np.sum(tail**2)) == pytest.approx(drr_db, abs=1e-6)
+    # Schroeder's backward integration: energy falls 60 dB over rt60 (fit from -5 to -25 dB).
+    decay = 10 * np.log10(np.cumsum(tail[::-1]**2)[::-1] / np.sum(tail**2))
+    time = np.arange(tail.size) / RATE
+    fit = (decay < -5) & (decay > -25)
+    assert -60 / np.polyfit(time[fit], decay[fit], 1)[0] == pytest.approx(rt60, rel=0.1)
+
+
+def test_reverberation_keeps_length_and_level_and_smears_in_time():
+    samples = np.zeros(RATE, np.float32)
+    samples[:1600] = speech_like(0.1)
+    response = augment.room_impulse_response(np.random.default_rng(0), 0.5, 0.0, RATE)
+    wet = augment.reverberate(samples, response)
+    assert wet.shape == samples.shape
+    assert np.mean(wet**2) == pytest.approx(np.mean(samples**2), rel=1e-4)
+    assert np.abs(wet[4000:]).max() > 0.01  # the room rings on after the sound stops
+
+
+def test_gain_scales_and_clips_at_full_scale():
+    samples = np.array([0.0, 0.1, -0.2, 0.5, -0.9], np.float32)
+    np.testing.assert_allclose(augment.apply_gain(samples, -20.0), samples / 10, rtol=1e-6)
+    np.testing.assert_allclose(augment.apply_gain(samples, 20 * np.log10(4)),
+                               [0.0, 0.4, -0.8, 1.0, -1.0], rtol=1e-6)
+
+
+def test_telephone_keeps_the_voice_band_and_drops_the_rest():
+    time = np.arange(RATE) / RATE
+    tones = {frequency: (0.3 * np.sin(2 * np.pi * frequency * time)).astype(np.float32)
+             for frequency in (100, 1000, 5000)}
+    out = {frequency: augment.telephone(tone, RATE) for frequency, tone in tones.items()}
+    assert all(o.shape == (RATE,) for o in out.values())
+    kept = band_power(out[1000], 900, 1100) / band_power(tones[1000], 900, 1100)
+    assert kept == pytest.approx(1.0, rel=0.1)
+    assert band_power(out[5000], 0, 8000) < 1e-4 * band_power(tones[5000], 0, 8000)  # above 4 kHz: gone
+    assert band_power(out[100], 0, 8000) < 0.05 * band_power(tones[100], 0, 8000)  # below 300 Hz
+
+
+def test_frequency_warp_moves_spectral_content():
+    config = FeatureConfig(n_mels=40)
+    features = np.tile(np.arange(40, dtype=np.float32), (5, 1))  # each bin holds its index
+    np.testing.assert_array_equal(augment.warp_frequencies(features, 1.0, config), features)
+    stretched = augment.warp_frequencies(features, 1.1, config)  # bins read from higher frequencies
+    squeezed = augment.warp_frequencies(features, 0.9, config)
+    assert stretched.shape == features.shape
+    assert (stretched[:, 5:30] > features[:, 5:30]).all() and (squeezed[:, 5:30] < features[:, 5:30]).all()
+    for warped in (stretched, squeezed):  # fmax stays in place: the top bins move by under one
+        assert warped[0, -1] == pytest.approx(39, abs=1) and warped.max() <= 39
+    assert (np.diff(stretched[0]) >= 0).all()  # the warp is monotonic
+    with pytest.raises(ConfigError, match="logmel"):
+        augment.warp_frequencies(features, 1.1, FeatureConfig(kind="mfcc"))
+
+
+def test_perturb_features_is_seeded_and_off_by_default():
+    config = FeatureConfig(n_mels=40)
+    features = np.random.default_rng(0).standard_normal((20, 40)).astype(np.float32)
+    assert augment.perturb_features(features, np.random.default_rng(0), AugmentConfig(), config) is features
+    on = AugmentConfig(vtlp_probability=1.0)
+    first, again = (augment.perturb_features(features, np.random.default_rng(4), on, config)
+                    for _ in range(2))
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, features)
+
+
+@pytest.mark.parametrize("spec, probability, values", [
+    ("noise:10", "noise_probability", {"noise_snr_db": (10.0, 10.0), "noise_kinds": ("white", "pink", "brown")}),
+    ("babble:5", "noise_probability", {"noise_kinds": ("babble",)}),
+    ("reverb:0.5", "reverb_probability", {"reverb_rt60": (0.5, 0.5), "reverb_drr_db": (3.0, 3.0)}),
+    ("reverb:0.5:6", "reverb_probability", {"reverb_drr_db": (6.0, 6.0)}),
+    ("telephone", "telephone_probability", {}),
+    ("gain:12", "gain_probability", {"gain_db": (12.0, 12.0)}),
+])
+def test_perturbation_specs(spec, probability, values):
+    config = augment.parse_perturbation(spec)
+    assert getattr(config, probability) == 1.0
+    assert all(getattr(config, key) == value for key, value in values.items())
+    corruption = augment.draw_corruption(np.random.default_rng(0), config)
+    assert [bool(corruption.reverb), bool(corruption.noise), corruption.gain_db is not None,
+            corruption.telephone].count(True) == 1
+
+
+@pytest.mark.parametrize("spec", ["noise", "noise:loud", "hall:1", "telephone:8"])
+def test_bad_perturbation_specs_are_named(spec):
+    with pytest.raises(ConfigError, match="perturbation"):
+        augment.parse_perturbation(spec)

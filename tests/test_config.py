@@ -70,7 +70,7 @@ def test_float_fields_reject_non_numbers(override):
     ("train.epochs=true", "train.epochs: expected an integer, got True"),
     ("model.layer_norm=yes please", "model.layer_norm: expected true or false, got 'yes please'"),
     ("model.layer_norm=1", "model.layer_norm: expected true or false, got 1"),
-    ("data.train_manifest=5", "data.train_manifest: expected a string, or null, got 5"),
+    ("data.train_manifest=5", "data.train_manifest: expected a string or a list of strings, or null, got 5"),
     ("data.test_manifests=a.jsonl", "data.test_manifests: expected a list of strings, got 'a.jsonl'"),
     ("data.test_manifests=[a.jsonl, 3]", "data.test_manifests[1]: expected a string, got 3"),
     ("model.projection_units=wide", "model.projection_units: expected an integer, or null, got 'wide'"),

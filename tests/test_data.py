@@ -241,3 +241,49 @@ def test_training_batches_get_masks_that_repeat_with_the_epoch(corpus):
     assert masked_counts() == zeros
     sampler.set_epoch(1)
     assert masked_counts() != zeros
+
+
+def test_weighted_corpora_give_each_its_share_of_an_epoch():
+    corpora = [0] * 10 + [1] * 40 + [2] * 5
+    sampler = BatchSampler(np.full(55, 0.5), FEATURES, 8, shuffle=True, corpora=corpora,
+                           weights=(2.0, 0.25, 0.0), seed=3)
+    picked = {}
+    for epoch in range(3):
+        indices = np.concatenate([batch.indices for batch in sampler.plan(epoch)])
+        counts = collections.Counter(indices.tolist())
+        assert all(counts[i] == 2 for i in range(10))  # weight 2: two whole passes
+        second = sorted(i for i in counts if 10 <= i < 50)
+        assert len(second) == 10 and all(counts[i] == 1 for i in second)  # a quarter, no repeats
+        assert not any(50 <= i for i in counts)  # weight 0: left out
+        picked[epoch] = second
+    assert picked[0] != picked[1]  # a fresh subset each epoch
+    again = BatchSampler(np.full(55, 0.5), FEATURES, 8, shuffle=True, corpora=corpora,
+                         weights=(2.0, 0.25, 0.0), seed=3)
+    assert [b.indices.tolist() for b in again.plan(1)] == [b.indices.tolist() for b in sampler.plan(1)]
+
+
+def test_weights_must_cover_every_corpus():
+    with pytest.raises(ValueError, match="weight"):
+        BatchSampler([0.5] * 3, FEATURES, 2, shuffle=True, corpora=[0, 1, 1], weights=(1.0,))
+
+
+def test_augmented_batches_repeat_with_the_seed_and_leave_padding_alone(corpus):
+    config = AugmentConfig(noise_probability=1.0, noise_kinds=("pink", "babble"), babble_talkers=2,
+                           reverb_probability=0.5, gain_probability=0.5, telephone_probability=0.5,
+                           vtlp_probability=0.5)
+    vocabulary = Vocabulary()
+    loader = UtteranceLoader(corpus, vocabulary, FEATURES, augmentation=config)
+    clean = UtteranceLoader(corpus, vocabulary, FEATURES)
+    indices, speeds = np.arange(len(corpus)), np.ones(len(corpus), np.float32)
+    features, lengths, labels, _ = loader.batch(indices, speeds, seed=np.array([4, 2]))
+    again, *_ = loader.batch(indices, speeds, seed=np.array([4, 2]))
+    other, *_ = loader.batch(indices, speeds, seed=np.array([4, 3]))
+    reference, reference_lengths, reference_labels, _ = clean.batch(indices, speeds)
+    np.testing.assert_array_equal(features, again)
+    assert not np.allclose(features, other)
+    np.testing.assert_array_equal(lengths, reference_lengths)  # lengths and labels untouched
+    np.testing.assert_array_equal(labels, reference_labels)
+    for row, length in enumerate(lengths):
+        assert not features[row, length:].any()  # padding stays zero
+        assert not np.allclose(features[row, :length], reference[row, :length])  # noise on every row
+    np.testing.assert_array_equal(loader.batch(indices, speeds)[0], reference)  # no seed: clean

@@ -12,7 +12,9 @@ def test_fsdd_pipeline_runs_end_to_end(shared_data, tmp_path, capsys):
                  "train.batch_size=8"]) == 0
     for split, count in {"train": 16, "dev": 4, "test": 4, "test-unseen": 4}.items():
         assert len((tmp_path / "data" / f"{split}.jsonl").read_text().splitlines()) == count
-    for split in ("test", "test-unseen"):
-        report = json.loads((tmp_path / "reports" / split / "report.json").read_text())
+    for condition in ("test", "test-unseen", "test-unseen+noise10", "dev+telephone"):
+        report = json.loads((tmp_path / "reports" / condition / "report.json").read_text())
         assert report["summary"]["utterances"] == 4
-    assert "test-unseen: WER" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| test-unseen | noise:10 |" in out and "| test-unseen | reverb:0.5 |" in out
+    assert (tmp_path / "robustness.md").read_text() in out

@@ -17,7 +17,7 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from asr.config import FeatureConfig, ModelConfig, load_config
+from asr.config import ConfigError, FeatureConfig, ModelConfig, load_config
 from asr.data import BatchSampler
 from asr.manifest import Utterance, write_manifest
 from asr.model import ModelError, build_model, load_model
@@ -300,3 +300,22 @@ def test_multi_worker_strategy_with_two_local_workers(tones, tone_store, tmp_pat
         np.testing.assert_array_equal(other[name], chief[name], err_msg=name)
     assert (tmp_path / "run" / "model.keras").is_file()
     assert loaded == ["12", "12"]  # 24 utterances in an epoch, each worker's half of each batch
+
+
+def test_trains_on_weighted_corpora_with_waveform_augmentation(tones, tmp_path):
+    other = write_tone_corpus(tmp_path, 6, seed=1)
+    config = load_config(ROOT / "configs" / "demo.yaml", overrides(
+        tones, "train.epochs=1", f"data.train_manifest=[{tones}, {other}]",
+        "data.train_weights=[0.5, 2.0]", "augment.noise_probability=0.5",
+        "augment.reverb_probability=0.5", "augment.vtlp_probability=0.5"))
+    result = train(config, tmp_path / "run", verbose=0)
+    assert result.epochs == 1 and result.model_path.is_file()
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["loss"]) == 1 and math.isfinite(history["loss"][0])
+
+
+def test_train_weights_must_match_the_manifests(tones, tmp_path):
+    config = load_config(ROOT / "configs" / "demo.yaml", overrides(
+        tones, f"data.train_manifest=[{tones}, {tones}]", "data.train_weights=[1.0]"))
+    with pytest.raises(ConfigError, match="data.train_weights"):
+        train(config, tmp_path / "run", verbose=0)
