@@ -181,8 +181,9 @@ def read_yaml(path, what: str = "configuration"):
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: cannot read {what} (not UTF-8 text)") from None
-    except (OSError, yaml.YAMLError, ValueError, RecursionError) as error:
-        # PyYAML raises ValueError for impossible dates (2001-13-01), RecursionError for deep nesting.
+    except (OSError, yaml.YAMLError, ValueError, RecursionError, OverflowError) as error:
+        # PyYAML raises ValueError for impossible dates (2001-13-01), RecursionError for deep
+        # nesting and OverflowError for an escape past the last code point ("\UFFFFFFFF").
         raise ConfigError(f"{path}: cannot read {what} ({_one_line(error)})") from None
 
 
@@ -205,7 +206,7 @@ def _apply_override(tree, override: str) -> dict:
             raise ConfigError(f"override {override!r}: {_name(section)} is not a section")
     try:
         node[leaf] = yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError, RecursionError) as error:
+    except (yaml.YAMLError, ValueError, RecursionError, OverflowError) as error:
         raise ConfigError(f"override {override!r}: not a YAML value ({_one_line(error)})") from None
     return tree
 

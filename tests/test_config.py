@@ -172,6 +172,17 @@ def test_invalid_yaml_is_a_one_line_config_error(tmp_path):
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize("escape", ['"\\UFFFFFFFF"', '"\\U80000000"'])
+def test_an_escape_past_the_last_code_point_is_a_config_error(tmp_path, escape):
+    """Found by fuzzing: PyYAML raises OverflowError from chr() for such escapes."""
+    path = tmp_path / "escape.yaml"
+    path.write_text(f"train: {{name: {escape}}}\n")
+    with pytest.raises(ConfigError, match="cannot read configuration"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not a YAML value"):
+        load_config(None, [f"train.epochs={escape}"])
+
+
 def test_a_section_that_is_not_a_mapping(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("train: 5\n")
