@@ -22,7 +22,7 @@ from asr.corpora.fsdd import prepare_fsdd
 from asr.corpora.importers import import_csv
 from asr.corpora.synthetic import make_synthetic_corpus
 from asr.decode import DecoderConfig
-from asr.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AsrError, UsageError
+from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from asr.evaluate import evaluate as evaluate_model
 from asr.lm import build_kneser_ney
 from asr.quiet import import_tensorflow_quietly
@@ -39,19 +39,7 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # TensorFlow's native logging once set up, errors included (see asr.quiet)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        return args.handler(args)
-    except AsrError as error:
-        print(f"asr: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except OSError as error:
-        if error.filename is None:  # not about a file the user named: a bug, shown in full
-            raise
-        print(f"asr: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("asr: interrupted", file=sys.stderr)
-        return 130
+    return exit_status(lambda: args.handler(args))
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -9,7 +9,10 @@ command line shows its traceback: a bug must never look like a typo.
 
 from __future__ import annotations
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+import sys
+from collections.abc import Callable
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class AsrError(Exception):
@@ -26,3 +29,25 @@ class JobFailed(AsrError):
     """The job started but could not finish, e.g. a training run diverged (exit status 1)."""
 
     exit_code = EXIT_FAILED
+
+
+def exit_status(command: Callable[[], int]) -> int:
+    """Run a command-line job: its own status, or one line on stderr and the error's status.
+
+    An `AsrError` prints its message; an `OSError` about a file the user named prints
+    the file and the reason (exit 2); Ctrl-C exits 130. Anything else propagates with
+    its traceback, as a bug.
+    """
+    try:
+        return command()
+    except AsrError as error:
+        print(f"asr: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:
+        if error.filename is None:  # not about a file the user named: a bug, shown in full
+            raise
+        print(f"asr: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("asr: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

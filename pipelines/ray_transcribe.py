@@ -29,7 +29,7 @@ from pathlib import Path
 
 from asr.cli import add_transcribe_arguments, decoder_config
 from asr.decode import DecoderConfig
-from asr.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, AsrError, UsageError
+from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from asr.inputs import expand_inputs
 from asr.transcribe import Transcript
 from asr.writers import TranscriptWriter, parse_formats, write_outputs
@@ -178,19 +178,7 @@ def _positive(text: str) -> int:
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
-    try:
-        return run(args)
-    except AsrError as error:
-        print(f"asr: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except OSError as error:  # as in `asr`: a file the user named, else a bug shown in full
-        if error.filename is None:
-            raise
-        print(f"asr: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("asr: interrupted", file=sys.stderr)
-        return 130
+    return exit_status(lambda: run(args))
 
 
 if __name__ == "__main__":
