@@ -17,9 +17,9 @@ from asr.config import ExperimentConfig
 from asr.corpora.synthetic import make_synthetic_corpus
 from asr.decode import DecoderConfig
 from asr.evaluate import evaluate
-from asr.lm import build_kneser_ney
+from asr.lm import build_kneser_ney, read_sentences
 from asr.train import TrainResult, train
-from asr.tune import read_sentences, tune
+from asr.tune import tune
 
 LM_ORDER = 3
 

@@ -22,6 +22,7 @@ previous summary holds, which it carries over) unless `overwrite` is set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -29,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from asr.errors import UsageError
-from asr.fileio import remove_stale_temporaries, sync_all, write_text
+from asr.fileio import atomic_path, remove_stale_temporaries, sync_all, write_text
 from asr.subtitles import to_srt, to_vtt
 
 FORMATS = ("txt", "json", "jsonl", "srt", "vtt")
@@ -144,10 +145,17 @@ class TranscriptWriter:
 
 
 def write_outputs(transcript, stem: Path, formats) -> None:
-    """A successful transcript's per-file outputs among `formats`: `stem` + '.txt', '.json', ..."""
-    for format in formats:
-        if format in PER_FILE_FORMATS:
-            write_text(stem.with_name(f"{stem.name}.{format}"), render(transcript, format), sync=False)
+    """A successful transcript's per-file outputs among `formats`: `stem` + '.txt', '.json', ...
+
+    All of them are rendered and written under temporary names before the first is renamed,
+    so a Ctrl-C leaves a file's outputs all there or all absent (but for the microseconds
+    between two renames), never a `.txt` without its `.json`.
+    """
+    with contextlib.ExitStack() as renames:  # renamed into place as the block ends
+        for format in (format for format in formats if format in PER_FILE_FORMATS):
+            temporary = renames.enter_context(atomic_path(stem.with_name(f"{stem.name}.{format}"),
+                                                          sync=False))
+            temporary.write_text(render(transcript, format), encoding="utf-8")
 
 
 def _read_records(path: Path) -> dict[str, dict]:
