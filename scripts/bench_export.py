@@ -25,9 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from asr import audio  # noqa: E402
 from asr.export import export, load_exported, pad_batch, texts  # noqa: E402
-from asr.manifest import read_manifest  # noqa: E402
 from asr.metrics import error_rates  # noqa: E402
-from asr.text import normalize  # noqa: E402
+from bench_set import read_benchmark_set  # noqa: E402  (scripts/ is on sys.path)
 
 VARIANTS = {"saved_model": ("saved_model", False), "tflite": ("tflite", False),
             "tflite-int8": ("tflite", True), "onnx": ("onnx", False)}
@@ -72,12 +71,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
 
-    utterances = read_manifest(args.manifest)
-    paths = [u.audio_filepath for u in utterances]
-    references = [normalize(u.text) for u in utterances]
-    seconds = sum(audio.duration(path) for path in paths)
-    print(f"{len(paths)} files, {seconds:.0f} s of audio, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    bench = read_benchmark_set(args.manifest)
+    paths, references, seconds = bench.paths, bench.references, bench.seconds
 
     keras_hypotheses, load, elapsed = run_keras(args.model, paths, args.batch_size)
     keras_wer = error_rates(references, [keras_hypotheses[p] for p in paths])["wer"]

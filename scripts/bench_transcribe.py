@@ -26,9 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from asr import audio  # noqa: E402
-from asr.manifest import read_manifest  # noqa: E402
 from asr.metrics import error_rates  # noqa: E402
 from asr.text import normalize  # noqa: E402
+from bench_set import read_benchmark_set  # noqa: E402  (scripts/ is on sys.path)
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -76,12 +76,8 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-pocketsphinx", action="store_true")
     args = parser.parse_args(argv)
 
-    utterances = read_manifest(args.manifest)
-    paths = [u.audio_filepath for u in utterances]
-    references = [normalize(u.text) for u in utterances]
-    seconds = sum(audio.duration(path) for path in paths)
-    print(f"{len(paths)} files, {seconds:.0f} s of audio, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    bench = read_benchmark_set(args.manifest)
+    utterances, paths, references, seconds = bench.utterances, bench.paths, bench.references, bench.seconds
 
     systems = {"asr": run_asr(args.model, paths, args.batch_size)}
     if not args.skip_pocketsphinx:
