@@ -4,11 +4,15 @@ The 2,000-utterance corpus is the head of the FSDD training manifest, its featur
 built into a store (`asr.store.build_store`, three speeds). The larger corpora are
 that store repeated: their index has 10x and 50x the rows, new ids, and points at
 the same shard files, so they cost no extraction and no disk (and their reads come
-from the page cache, as the smaller one's do). Each size trains 50 steps of a
-small model from its store in a fresh process, which reports:
+from the page cache, as the smaller one's do). Each size trains 300 steps of a
+small model from its store in a fresh process (the 2k corpus repeats its
+129-batch epoch), three rounds in turn (2k, 20k, 100k, 2k, ...), since one
+process's step time varied by 10-20% from run to run; per size, the median over
+rounds of:
 
 * peak RSS (target: 100k <= 1.2x 2k),
-* median ms per step over steps 10-50 (target: within 10% of 2k),
+* median ms per step after the first 50 (TensorFlow's kernels warm up to each
+  new padded length; target: within 10% of 2k),
 * seconds from the start of data loading to the end of the first step, against
   the seconds to index the same corpus's manifest (target: grows no faster).
 
@@ -45,6 +49,7 @@ from asr.manifest_index import ManifestIndex  # noqa: E402
 
 SIZES = (2_000, 20_000, 100_000)
 SPEEDS = (0.9, 1.0, 1.1)
+WARM_UP_STEPS = 50
 MODEL = ("model.conv_channels=8", "model.lstm_units=32", "model.lstm_layers=1", "model.dropout=0.0",
          "features.n_mels=40", "train.batch_size=16", "train.bucket_boundaries=[1,2,3,4]")
 
@@ -77,8 +82,10 @@ def train_steps(store: Path, dev: Path, steps: int) -> dict:
     from asr.store import StoreLoader
     from asr.text import Vocabulary
 
+    # No memory cache: the 2k corpus would fit it and the larger ones not, so every size
+    # reads the store and the ratios compare like with like.
     config = load_config(None, [*MODEL, f"augment.speed_factors={list(SPEEDS)}",
-                                f"data.dev_manifest={dev}"])
+                                f"data.dev_manifest={dev}", "train.memory_cache_mb=0"])
     started = time.perf_counter()
     loader = StoreLoader(store, Vocabulary(), config.features, speed_factors=SPEEDS,
                          subsampling=config.model.subsampling, max_duration=20.0,
@@ -91,9 +98,10 @@ def train_steps(store: Path, dev: Path, steps: int) -> dict:
     ends = []
     timer = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
-    model.fit(sampled_dataset(sampler, loader, config.augment), epochs=1, steps_per_epoch=steps,
-              verbose=0, callbacks=[timer])
-    steps_ms = np.diff(ends[9:]) * 1e3
+    steps = min(steps, len(sampler))
+    model.fit(sampled_dataset(sampler, loader, config.augment).repeat(), epochs=1,
+              steps_per_epoch=steps, verbose=0, callbacks=[timer])
+    steps_ms = np.diff(ends[WARM_UP_STEPS:]) * 1e3
     return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "ms_per_step": float(np.median(steps_ms)), "first_step_s": ends[0] - started,
             "planned_batches": len(sampler)}
@@ -152,7 +160,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, default=Path("/work/base/fsdd/data/train.jsonl"))
     parser.add_argument("--dev", type=Path, default=Path("/work/base/fsdd/data/dev.jsonl"))
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("work/bench_scale"))
     parser.add_argument("--child", nargs=2, metavar=("STORE", "STEPS"), help=argparse.SUPPRESS)
@@ -179,30 +188,37 @@ def main() -> None:
     print(f"store: {len(head)} utterances ({audio_hours:.2f} h) x {len(SPEEDS)} speeds built in "
           f"{built:.1f} s with {args.jobs} processes; {store_bytes / 2**20:.1f} MiB "
           f"= {store_bytes / 2**30 / audio_hours / len(SPEEDS):.3f} GiB per audio hour and speed")
-    results = {}
-    for size in SIZES:
-        store, manifest = work / f"store-{size}", work / f"{size}.jsonl"
-        if size != SIZES[0]:
-            replicate(work / "store-2000", store, size // SIZES[0], manifest)
-        started = time.perf_counter()
-        ManifestIndex(manifest)
-        indexing = time.perf_counter() - started
-        child = subprocess.run([sys.executable, __file__, "--dev", str(args.dev),
-                                "--child", str(store), str(args.steps)],
-                               capture_output=True, text=True)
-        if child.returncode:
-            sys.exit(child.stderr[-3000:])
-        results[size] = {**json.loads(child.stdout.splitlines()[-1]), "index_s": indexing}
-        r = results[size]
-        print(f"{size:>7} utterances: peak RSS {r['rss_mb']:.0f} MB, {r['ms_per_step']:.1f} ms/step, "
+    for size in SIZES[1:]:
+        replicate(work / "store-2000", work / f"store-{size}", size // SIZES[0], work / f"{size}.jsonl")
+    rounds = {size: [] for size in SIZES}
+    for _ in range(args.rounds):
+        for size in SIZES:
+            started = time.perf_counter()
+            ManifestIndex(work / f"{size}.jsonl")
+            indexing = time.perf_counter() - started
+            child = subprocess.run([sys.executable, __file__, "--dev", str(args.dev),
+                                    "--child", str(work / f"store-{size}"), str(args.steps)],
+                                   capture_output=True, text=True)
+            if child.returncode:
+                sys.exit(child.stderr[-3000:])
+            rounds[size].append({**json.loads(child.stdout.splitlines()[-1]), "index_s": indexing})
+    results = {size: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+               for size, runs in rounds.items()}
+    for size, r in results.items():
+        each = ", ".join(f"{run['ms_per_step']:.1f}" for run in rounds[size])
+        print(f"{size:>7} utterances: peak RSS {r['rss_mb']:.0f} MB, {r['ms_per_step']:.1f} ms/step "
+              f"(rounds: {each}), "
               f"first step after {r['first_step_s']:.2f} s (indexing its manifest: "
-              f"{indexing:.3f} s; {r['planned_batches']} batches planned)")
+              f"{r['index_s']:.3f} s; {r['planned_batches']:.0f} batches planned)")
     for name, rate in input_pipeline(work / "store-2000", work / "2000.jsonl").items():
         print(f"input pipeline, {name}: {rate:.3f} audio hours/s/core")
     line = (work / "2000.jsonl").read_text().splitlines()[0] + "\n"
     indexed, planned = million(work, line)
     print(f"1M-line manifest: indexed in {indexed:.2f} s, epoch planned in {planned:.2f} s")
     small, large = results[SIZES[0]], results[SIZES[-1]]
+    print(f"2k -> 100k: first step {large['first_step_s'] - small['first_step_s']:+.2f} s "
+          f"(x{large['first_step_s'] / small['first_step_s']:.2f}), indexing the manifest "
+          f"{large['index_s'] - small['index_s']:+.2f} s (x{large['index_s'] / small['index_s']:.0f})")
     print(f"rss_ratio={large['rss_mb'] / small['rss_mb']:.3f} "
           f"step_ratio={large['ms_per_step'] / small['ms_per_step']:.3f}")
 
