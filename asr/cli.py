@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--out", required=True, type=Path)
     synthetic.add_argument("--seed", type=int, default=_default(make_synthetic_corpus, "seed"),
                            help="seed of the sentences and voices")
+    synthetic.add_argument("--utterances", nargs=3, type=int, metavar=("TRAIN", "DEV", "TEST"),
+                           default=[_default(make_synthetic_corpus, f"{split}_utterances")
+                                    for split in ("train", "dev", "test")], help="split sizes")
+    synthetic.add_argument("--digit-share", type=float, default=_default(make_synthetic_corpus, "digit_share"),
+                           help="share of digit strings among the texts (1: connected digits only)")
     synthetic.set_defaults(handler=_prepare_synthetic)
     for name, layout in [("librispeech", "LibriSpeech folder or .tar.gz (*.trans.txt + FLAC)"),
                          ("commonvoice", "Common Voice folder or archive (<split>.tsv + clips/)"),
@@ -254,7 +259,10 @@ def _prepare_fsdd(args) -> int:
 
 
 def _prepare_synthetic(args) -> int:
-    for split, path in make_synthetic_corpus(args.out, seed=args.seed).items():
+    train, dev, test = args.utterances
+    for split, path in make_synthetic_corpus(args.out, train_utterances=train, dev_utterances=dev,
+                                             test_utterances=test, digit_share=args.digit_share,
+                                             seed=args.seed).items():
         print(f"{split}: {path}")
     return EXIT_OK
 

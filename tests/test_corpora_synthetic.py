@@ -104,8 +104,16 @@ def test_changed_parameters_rebuild(tmp_path):
     assert len(read_manifest(manifests["train"])) == 13
 
 
+def test_digit_share_one_makes_a_connected_digit_corpus(tmp_path):
+    manifests = make_synthetic_corpus(tmp_path, digit_share=1.0, **SIZES)
+    words = {word for path in manifests.values() for u in read_manifest(path) for word in u.text.split()}
+    assert words <= {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+
+
 def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="test_utterances"):
         make_synthetic_corpus(tmp_path, test_utterances=0)
     with pytest.raises(ValueError, match="held out"):
         make_synthetic_corpus(tmp_path, test_voices=TRAIN_VOICES[:1])
+    with pytest.raises(ValueError, match="digit_share"):
+        make_synthetic_corpus(tmp_path, digit_share=1.5)

@@ -13,6 +13,7 @@ model cannot key on eSpeak's exact timing or on digital silence.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import multiprocessing
@@ -42,7 +43,14 @@ TRAIN_VOICES = (
     Voice("en-029+m5", rate=160, pitch=55),
     Voice("en-gb-x-gbclan+m7", rate=190, pitch=40),
     Voice("en-us-nyc+f5", rate=165, pitch=50),
-)
+) + tuple(  # more speakers: generalising to new voices takes many voices, not more of each
+    Voice(f"{accent}+{variant}", rate=rate, pitch=pitch) for accent, variant, rate, pitch in zip(
+        itertools.cycle(("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc")),
+        ("m8", "klatt", "klatt3", "klatt4", "Alex", "Andy", "Annie", "adam", "anika", "aunty",
+         "belinda", "benjamin", "boris", "caleb", "david", "edward", "grandma", "grandpa", "ian",
+         "john", "linda", "max", "michel", "norbert", "paul", "quincy", "rob", "steph", "travis", "zac"),
+        itertools.cycle((150, 165, 180, 195, 160, 175, 190)),
+        itertools.cycle((40, 50, 60, 45, 55))))
 TEST_VOICES = (
     Voice("en-us+m2", rate=170, pitch=50),
     Voice("en+f3", rate=160, pitch=55),
@@ -51,7 +59,6 @@ TEST_VOICES = (
 SPLITS = ("train", "dev", "test")
 VERSION = 1  # bump when the texts or the rendering change, so cached corpora are rebuilt
 
-_DIGITS_SHARE = 0.3
 _WORKER_BATCH = 250  # utterances per fresh worker process
 
 
@@ -77,6 +84,7 @@ def make_synthetic_corpus(
     train_utterances: int = 2000,
     dev_utterances: int = 150,
     test_utterances: int = 300,
+    digit_share: float = 0.3,
     seed: int = 0,
     voices: tuple[Voice, ...] = TRAIN_VOICES,
     test_voices: tuple[Voice, ...] = TEST_VOICES,
@@ -88,25 +96,26 @@ def make_synthetic_corpus(
     manifests whose speaker is the voice name, and `corpus.json` with the
     parameters. If `corpus.json` and every file already match, nothing is
     synthesised again. The same arguments give the same bytes, whatever `workers`.
+    `digit_share` of the texts are digit strings (1.0: a connected-digit corpus).
 
     The default sizes (about 1.1 h of training audio, 5 min dev, 10 min test)
     synthesise in 15-20 s on two shared cores, leaving the demo's time to training.
     """
     out_dir = Path(out_dir)
     counts = {"train": train_utterances, "dev": dev_utterances, "test": test_utterances}
-    _check(counts, voices, test_voices)
+    _check(counts, voices, test_voices, digit_share)
     manifests = {split: out_dir / f"{split}.jsonl" for split in SPLITS}
     record = out_dir / "corpus.json"
     parameters = json.loads(json.dumps({
         "version": VERSION, "espeak": espeak.version(), "sample_rate": SAMPLE_RATE,
-        "seed": seed, "utterances": counts,
+        "seed": seed, "utterances": counts, "digit_share": digit_share,
         "voices": [asdict(voice) for voice in voices],
         "test_voices": [asdict(voice) for voice in test_voices],
     }))
     if _is_complete(record, parameters, manifests):
         return manifests
     record.unlink(missing_ok=True)  # a build that stops half-way must not look complete
-    jobs = _plan(counts, voices, test_voices, seed)
+    jobs = _plan(counts, voices, test_voices, seed, digit_share)
     for split in SPLITS:
         (out_dir / split).mkdir(parents=True, exist_ok=True)
     durations = _render_all([job for split in SPLITS for job in jobs[split]], out_dir, workers)
@@ -119,10 +128,12 @@ def make_synthetic_corpus(
     return manifests
 
 
-def _check(counts: dict[str, int], voices, test_voices) -> None:
+def _check(counts: dict[str, int], voices, test_voices, digit_share: float) -> None:
     for split, count in counts.items():
         if not isinstance(count, int) or count < 1:
             raise ValueError(f"{split}_utterances must be a positive integer, not {count!r}")
+    if not 0.0 <= digit_share <= 1.0:
+        raise ValueError(f"digit_share must lie in [0, 1], not {digit_share!r}")
     names = [voice.name for voice in (*voices, *test_voices)]
     if not voices or not test_voices:
         raise ValueError("need at least one training voice and one test voice")
@@ -140,7 +151,8 @@ def _is_complete(record: Path, parameters: dict, manifests: dict[str, Path]) -> 
         return False
 
 
-def _plan(counts: dict[str, int], voices, test_voices, seed: int) -> dict[str, list[_Job]]:
+def _plan(counts: dict[str, int], voices, test_voices, seed: int,
+          digit_share: float) -> dict[str, list[_Job]]:
     """Draw texts, voices and augmentation for every utterance, split by split."""
     rng = random.Random(seed)
     train_texts: set[str] = set()
@@ -149,9 +161,9 @@ def _plan(counts: dict[str, int], voices, test_voices, seed: int) -> dict[str, l
         speakers = test_voices if split == "test" else voices
         jobs[split] = []
         for index in range(counts[split]):
-            text = _text(rng)
+            text = _text(rng, digit_share)
             while split != "train" and text in train_texts:
-                text = _text(rng)
+                text = _text(rng, digit_share)
             if split == "train":
                 train_texts.add(text)
             voice = speakers[index % len(speakers)]
@@ -209,8 +221,8 @@ def _render(job: _Job, out_dir: Path) -> float:
     return audio.size / SAMPLE_RATE
 
 
-def _text(rng: random.Random) -> str:
-    if rng.random() < _DIGITS_SHARE:
+def _text(rng: random.Random, digit_share: float) -> str:
+    if rng.random() < digit_share:
         return " ".join(rng.choice(_DIGIT_WORDS) for _ in range(rng.randint(1, 7)))
     return rng.choice(_TEMPLATES).format_map(_Words(rng))
 
