@@ -35,6 +35,8 @@ def run(source: Path, work: Path, config_path: Path, overrides=(), utterances=No
         model: Path | None = None, prepared: Path | None = None) -> list[dict]:
     """Train (unless `model` is given) and return the robustness table's rows.
 
+    The config's first training manifest is replaced by FSDD's train split; any
+    others (corpora a recipe borrows, with `data.train_weights`) are kept.
     `utterances` sizes some splits, e.g. {"train": 40}; the rest keep the protocol's counts.
     `prepared` is an FSDD preparation to use as it is, instead of preparing
     `source` into `work/data`.
@@ -44,8 +46,9 @@ def run(source: Path, work: Path, config_path: Path, overrides=(), utterances=No
                  else prepare_fsdd(source, work / "data", protocol=protocol))
     if model is None:
         config = load_config(config_path, overrides)
+        borrowed = config.data.train_manifest[1:] if isinstance(config.data.train_manifest, tuple) else ()
         config = dataclasses.replace(config, data=dataclasses.replace(
-            config.data, train_manifest=str(manifests["train"]), dev_manifest=str(manifests["dev"]),
+            config.data, train_manifest=(str(manifests["train"]), *borrowed), dev_manifest=str(manifests["dev"]),
             test_manifests=(str(manifests["test"]), str(manifests["test-unseen"]))))
         result = train(config, work / "model")
         print(f"trained {result.epochs} epochs in {result.seconds / 60:.1f} min, "

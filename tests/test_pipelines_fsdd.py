@@ -2,14 +2,19 @@
 
 import json
 
+import yaml
 from conftest import TINY_MODEL
 from pipelines.fsdd import main
 
 
-def test_fsdd_pipeline_runs_end_to_end(shared_data, tmp_path, capsys):
+def test_fsdd_pipeline_runs_end_to_end(shared_data, speech_corpus, tmp_path, capsys):
+    borrowed = str(speech_corpus["train"])  # a second corpus, kept beside FSDD's train split
     assert main(["--source", str(shared_data / "fsdd"), "--work", str(tmp_path),
                  "--utterances", "16", "4", "4", "4", *TINY_MODEL, "train.epochs=1",
-                 "train.batch_size=8"]) == 0
+                 "train.batch_size=8", f"data.train_manifest=[replaced.jsonl, {borrowed}]",
+                 "data.train_weights=[1.0, 0.25]"]) == 0
+    saved = yaml.safe_load((tmp_path / "model" / "config.yaml").read_text())["data"]
+    assert saved["train_manifest"] == [str(tmp_path / "data" / "train.jsonl"), borrowed]
     for split, count in {"train": 16, "dev": 4, "test": 4, "test-unseen": 4}.items():
         assert len((tmp_path / "data" / f"{split}.jsonl").read_text().splitlines()) == count
     for condition in ("test", "test-unseen", "test-unseen+noise10", "dev+telephone"):
