@@ -20,7 +20,7 @@ from asr.chunking import MAX_SECONDS
 from asr.config import choices
 from asr.corpora.fsdd import prepare_fsdd
 from asr.corpora.importers import import_csv
-from asr.corpora.synthetic import make_synthetic_corpus
+from asr.corpora.synthetic import EXTRA_VOICES, TRAIN_VOICES, make_synthetic_corpus
 from asr.decode import DecoderConfig
 from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from asr.evaluate import evaluate as evaluate_model
@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
                                     for split in ("train", "dev", "test")], help="split sizes")
     synthetic.add_argument("--digit-share", type=float, default=_default(make_synthetic_corpus, "digit_share"),
                            help="share of digit strings among the texts (1: connected digits only)")
+    synthetic.add_argument("--extra-voices", action="store_true",
+                           help="train on 30 more eSpeak voices (40 in all)")
     synthetic.set_defaults(handler=_prepare_synthetic)
     for name, layout in [("librispeech", "LibriSpeech folder or .tar.gz (*.trans.txt + FLAC)"),
                          ("commonvoice", "Common Voice folder or archive (<split>.tsv + clips/)"),
@@ -262,6 +264,7 @@ def _prepare_synthetic(args) -> int:
     train, dev, test = args.utterances
     for split, path in make_synthetic_corpus(args.out, train_utterances=train, dev_utterances=dev,
                                              test_utterances=test, digit_share=args.digit_share,
+                                             voices=TRAIN_VOICES + (EXTRA_VOICES if args.extra_voices else ()),
                                              seed=args.seed).items():
         print(f"{split}: {path}")
     return EXIT_OK

@@ -7,7 +7,7 @@ import soundfile
 
 from asr.audio import load_audio
 from asr.corpora.espeak import variants
-from asr.corpora.synthetic import TEST_VOICES, TRAIN_VOICES, make_synthetic_corpus
+from asr.corpora.synthetic import EXTRA_VOICES, TEST_VOICES, TRAIN_VOICES, make_synthetic_corpus
 from asr.manifest import read_manifest
 from asr.text import normalize
 
@@ -65,7 +65,8 @@ def test_dev_and_test_sentences_are_not_in_train(corpus):
 
 def test_default_voices_exist_in_the_bundled_data():
     available = set(variants())
-    assert {voice.variant for voice in TRAIN_VOICES + TEST_VOICES} <= available
+    assert {voice.variant for voice in TRAIN_VOICES + EXTRA_VOICES + TEST_VOICES} <= available
+    assert not {v.variant for v in EXTRA_VOICES} & {v.variant for v in TEST_VOICES}
 
 
 def test_same_seed_gives_the_same_bytes(corpus, tmp_path):
