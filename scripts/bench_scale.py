@@ -98,7 +98,6 @@ def train_steps(store: Path, dev: Path, steps: int) -> dict:
     ends = []
     timer = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
-    steps = min(steps, len(sampler))
     model.fit(sampled_dataset(sampler, loader, config.augment).repeat(), epochs=1,
               steps_per_epoch=steps, verbose=0, callbacks=[timer])
     steps_ms = np.diff(ends[WARM_UP_STEPS:]) * 1e3
