@@ -46,9 +46,11 @@ def run(source: Path, work: Path, config_path: Path, overrides=(), utterances=No
                  else prepare_fsdd(source, work / "data", protocol=protocol))
     if model is None:
         config = load_config(config_path, overrides)
-        borrowed = config.data.train_manifest[1:] if isinstance(config.data.train_manifest, tuple) else ()
+        given = config.data.train_manifest
+        borrowed = given[1:] if isinstance(given, tuple) else ()
         config = dataclasses.replace(config, data=dataclasses.replace(
-            config.data, train_manifest=(str(manifests["train"]), *borrowed), dev_manifest=str(manifests["dev"]),
+            config.data, train_manifest=(str(manifests["train"]), *borrowed),
+            dev_manifest=str(manifests["dev"]),
             test_manifests=(str(manifests["test"]), str(manifests["test-unseen"]))))
         result = train(config, work / "model")
         print(f"trained {result.epochs} epochs in {result.seconds / 60:.1f} min, "
