@@ -177,6 +177,7 @@ def main() -> None:
     head = [replace(u, audio_filepath=shutil.copy(u.audio_filepath, work / "audio"))
             for u in read_manifest(args.manifest)[:SIZES[0]]]
     write_manifest(head, work / "2000.jsonl")
+    reused = (work / "store-2000" / "index.npy").exists()  # the build resumes: nothing left to do
     started = time.perf_counter()
     build_store(work / "2000.jsonl", work / "store-2000", load_config(None, MODEL).features,
                 speeds=SPEEDS, jobs=args.jobs)
@@ -184,8 +185,9 @@ def main() -> None:
     shutil.copy(work / "2000.jsonl", work / "store-2000" / "manifest.jsonl")
     audio_hours = sum(u.duration for u in head) / 3600
     store_bytes = sum(p.stat().st_size for p in (work / "store-2000").iterdir())
-    print(f"store: {len(head)} utterances ({audio_hours:.2f} h) x {len(SPEEDS)} speeds built in "
-          f"{built:.1f} s with {args.jobs} processes; {store_bytes / 2**20:.1f} MiB "
+    how = "reused from an earlier run" if reused else f"built in {built:.1f} s with {args.jobs} processes"
+    print(f"store: {len(head)} utterances ({audio_hours:.2f} h) x {len(SPEEDS)} speeds {how}; "
+          f"{store_bytes / 2**20:.1f} MiB "
           f"= {store_bytes / 2**30 / audio_hours / len(SPEEDS):.3f} GiB per audio hour and speed")
     for size in SIZES[1:]:
         replicate(work / "store-2000", work / f"store-{size}", size // SIZES[0], work / f"{size}.jsonl")
