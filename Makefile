@@ -18,7 +18,8 @@ demo: $(INSTALLED)  ## synthesise speech, train, transcribe unseen voices, write
 test: $(INSTALLED)  ## the test suite CI runs (slow tests excluded)
 	$(BIN)/python -m pytest
 
-fsdd: $(INSTALLED)  ## FSDD connected-digit recipe (needs ../shared/data/fsdd)
+fsdd: $(INSTALLED)  ## FSDD connected-digit recipe (needs ../shared/data/fsdd), with the eSpeak digit voices it borrows
+	$(BIN)/asr prepare synthetic --out work/espeak-digits --digit-share 1 --utterances 4000 100 100 --extra-voices
 	$(BIN)/python -m pipelines.fsdd
 
 bench: $(INSTALLED)  ## speed benchmarks (transcription needs work/fsdd and a model; see scripts/)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from asr.config import load_config
 from asr.corpora.fsdd import CONNECTED_DIGITS, prepare_fsdd
+from asr.errors import EXIT_OK, exit_status
 from asr.evaluate import evaluate
 from asr.train import train
 
@@ -95,10 +96,14 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, help="score this model instead of training one")
     parser.add_argument("--prepared", type=Path, help="an existing FSDD preparation to use as it is")
     args = parser.parse_args(argv)
+    return exit_status(lambda: _main(args))
+
+
+def _main(args) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     run(args.source, args.work, args.config, args.overrides,
         utterances=dict(zip(SPLITS, args.utterances or ())), model=args.model, prepared=args.prepared)
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

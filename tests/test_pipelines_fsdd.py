@@ -23,3 +23,10 @@ def test_fsdd_pipeline_runs_end_to_end(shared_data, speech_corpus, tmp_path, cap
     out = capsys.readouterr().out
     assert "| test-unseen | noise:10 |" in out and "| test-unseen | reverb:0.5 |" in out
     assert (tmp_path / "robustness.md").read_text() in out
+
+
+def test_fsdd_pipeline_names_a_missing_corpus_on_one_line(tmp_path, capsys):
+    missing = tmp_path / "not-prepared"
+    assert main(["--prepared", str(missing), "--work", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{missing / 'train.jsonl'}: cannot be read" in error
