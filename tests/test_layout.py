@@ -15,9 +15,10 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 def readme_levels() -> dict[int, set[str]]:
-    """{level: asr module names} from the README's table; `report*` and `corpora/` expanded."""
+    """{level: asr module and package names} from the README's table; `report*` expanded."""
     section = ROOT.joinpath("README.md").read_text(encoding="utf-8").split("## Layout", 1)[1]
-    modules = sorted(path.stem for path in ROOT.joinpath("asr").glob("*.py")) + ["corpora"]
+    modules = sorted([path.stem for path in ROOT.joinpath("asr").glob("*.py")]
+                     + [path.parent.name for path in ROOT.joinpath("asr").glob("*/__init__.py")])
     levels = {}
     for level, cell in re.findall(r"^\| (\d+) \| (.+) \|$", section, flags=re.MULTILINE):
         names = set()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import inspect
 import json
 import logging
 import os
@@ -17,10 +16,9 @@ import sys
 from pathlib import Path
 
 from asr.chunking import MAX_SECONDS
+from asr.cli.options import HelpFormatter, add_config_arguments, library_default
+from asr.cli.prepare import add_prepare_commands
 from asr.config import choices
-from asr.corpora.fsdd import prepare_fsdd
-from asr.corpora.importers import import_csv
-from asr.corpora.synthetic import EXTRA_VOICES, TRAIN_VOICES, make_synthetic_corpus
 from asr.decode import DecoderConfig
 from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from asr.evaluate import evaluate as evaluate_model
@@ -42,20 +40,6 @@ def main(argv=None) -> int:
     return exit_status(lambda: args.handler(args))
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default (read from the library), unless it has none."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, False, [], argparse.SUPPRESS):
-            return action.help
-        return super()._get_help_string(action)
-
-
-def _default(function, parameter: str):
-    """A library function's default for `parameter`: the CLI never types its own copy."""
-    return inspect.signature(function).parameters[parameter].default
-
-
 def _start_tensorflow(args) -> None:
     if not args.verbose:  # with --verbose, TensorFlow loads on first use, saying all it says
         import_tensorflow_quietly()
@@ -63,53 +47,16 @@ def _start_tensorflow(args) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description=__doc__.splitlines()[0],
-                                     formatter_class=_HelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log progress details, and TensorFlow's start-up lines")
     commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=functools.partial(
-        argparse.ArgumentParser, formatter_class=_HelpFormatter))
+        argparse.ArgumentParser, formatter_class=HelpFormatter))
 
-    prepare = commands.add_parser("prepare", help="build a corpus and its manifests")
-    corpora = prepare.add_subparsers(required=True, metavar="CORPUS")
-    fsdd = corpora.add_parser("fsdd", help="FSDD connected-digit protocol (train/dev/test/test-unseen)")
-    fsdd.add_argument("--source", required=True, type=Path, help="FSDD folder (holding recordings/)")
-    fsdd.add_argument("--out", required=True, type=Path, help="output folder")
-    fsdd.add_argument("--seed", type=int, default=_default(prepare_fsdd, "seed"),
-                      help="seed of the digit sequences")
-    fsdd.set_defaults(handler=_prepare_fsdd)
-    synthetic = corpora.add_parser("synthetic", help="multi-voice eSpeak NG corpus (offline)")
-    synthetic.add_argument("--out", required=True, type=Path)
-    synthetic.add_argument("--seed", type=int, default=_default(make_synthetic_corpus, "seed"),
-                           help="seed of the sentences and voices")
-    synthetic.add_argument("--utterances", nargs=3, type=int, metavar=("TRAIN", "DEV", "TEST"),
-                           default=[_default(make_synthetic_corpus, f"{split}_utterances")
-                                    for split in ("train", "dev", "test")], help="split sizes")
-    synthetic.add_argument("--digit-share", type=float, default=_default(make_synthetic_corpus, "digit_share"),
-                           help="share of digit strings among the texts (1: connected digits only)")
-    synthetic.add_argument("--extra-voices", action="store_true",
-                           help="train on 30 more eSpeak voices (40 in all)")
-    synthetic.set_defaults(handler=_prepare_synthetic)
-    for name, layout in [("librispeech", "LibriSpeech folder or .tar.gz (*.trans.txt + FLAC)"),
-                         ("commonvoice", "Common Voice folder or archive (<split>.tsv + clips/)"),
-                         ("ljspeech", "LJSpeech folder or archive (metadata.csv + wavs/)")]:
-        corpus = corpora.add_parser(name, help=f"manifests for {layout}")
-        corpus.add_argument("--source", required=True, type=Path, help="corpus folder or archive")
-        corpus.add_argument("--out", required=True, type=Path, help="manifest folder; archives are "
-                            "extracted into it, and a corpus folder must lie inside it")
-        corpus.set_defaults(handler=_prepare_published, corpus=name)
-    table = corpora.add_parser("csv", help="a manifest from a CSV/TSV table with a header row")
-    table.add_argument("--table", required=True, type=Path, help="audio paths relative to its folder")
-    table.add_argument("--manifest", type=Path, help="output JSONL (default: beside the table)")
-    table.add_argument("--audio-column", default=_default(import_csv, "audio_column"), help="column of audio paths")
-    table.add_argument("--text-column", default=_default(import_csv, "text_column"), help="column of transcripts")
-    table.add_argument("--speaker-column")
-    table.add_argument("--id-column")
-    table.set_defaults(handler=_prepare_csv)
-
-    _add_prepare_features(commands)
+    add_prepare_commands(commands)
 
     train = commands.add_parser("train", help="train a model from a YAML config")
-    _add_config_arguments(train)
+    add_config_arguments(train)
     train.add_argument("--output", required=True, type=Path,
                        help="run folder (model.keras, logs); running again resumes from its backup/")
     train.add_argument("--init-from", type=Path, metavar="MODEL",
@@ -135,10 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
                           help="two report.json files: delta table with paired-bootstrap significance")
     evaluate.add_argument("--output-dir", type=Path, default=Path("report"), help="report folder")
-    evaluate.add_argument("--batch-size", type=int, default=_default(evaluate_model, "batch_size"),
+    evaluate.add_argument("--batch-size", type=int, default=library_default(evaluate_model, "batch_size"),
                           help="utterances decoded together")
     evaluate.add_argument("--normalizer", choices=SCORING_NORMALIZERS,
-                          default=_default(evaluate_model, "normalizer"),
+                          default=library_default(evaluate_model, "normalizer"),
                           help="text normalisation before scoring: the one training uses, none, or "
                                "Whisper's English normaliser (needs pip install 'asr[whisper]')")
     evaluate.add_argument("--perturb", metavar="SPEC", help="score the manifest's audio corrupted: "
@@ -148,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_evaluate)
 
     demo = commands.add_parser("demo", help="synthesise speech, train, evaluate on unseen voices")
-    _add_config_arguments(demo, default=Path("configs/demo.yaml"))
+    add_config_arguments(demo, default=Path("configs/demo.yaml"))
     demo.add_argument("--work-dir", type=Path, default=Path("work/demo"), help="corpus, model and report folder")
     demo.add_argument("--utterances", nargs=3, type=int, metavar=("TRAIN", "DEV", "TEST"),
                       help="corpus size per split (default: the full demo corpus)")
@@ -157,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     build_lm = commands.add_parser("build-lm", help="build a word n-gram LM (ARPA) from text and transcripts")
     build_lm.add_argument("--text", nargs="+", type=Path, default=[], help="text files, one sentence a line")
     build_lm.add_argument("--manifest", nargs="+", type=Path, default=[], help="manifests whose transcripts to add")
-    build_lm.add_argument("--order", type=int, default=_default(build_kneser_ney, "order"), help="n-gram order")
+    build_lm.add_argument("--order", type=int, default=library_default(build_kneser_ney, "order"),
+                          help="n-gram order")
     build_lm.add_argument("--out", required=True, type=Path, help="ARPA file to write (.gz to compress)")
     build_lm.set_defaults(handler=_build_lm)
 
@@ -166,13 +114,14 @@ def _parser() -> argparse.ArgumentParser:
     tune_lm.add_argument("--manifest", required=True, type=Path, help="labelled dev manifest (never test)")
     tune_lm.add_argument("--lm", required=True, type=Path)
     tune_lm.add_argument("--alphas", type=_numbers, help="comma-separated LM weights",
-                         default=",".join(map(str, _default(tune, "alphas"))))
+                         default=",".join(map(str, library_default(tune, "alphas"))))
     tune_lm.add_argument("--betas", type=_numbers, help="comma-separated word bonuses",
-                         default=",".join(map(str, _default(tune, "betas"))))
-    tune_lm.add_argument("--beam-width", type=int, default=_default(tune, "beam_width"), help="beam width")
-    tune_lm.add_argument("--batch-size", type=int, default=_default(tune, "batch_size"),
+                         default=",".join(map(str, library_default(tune, "betas"))))
+    tune_lm.add_argument("--beam-width", type=int, default=library_default(tune, "beam_width"),
+                         help="beam width")
+    tune_lm.add_argument("--batch-size", type=int, default=library_default(tune, "batch_size"),
                          help="utterances run through the model together")
-    tune_lm.add_argument("--workers", type=int, default=_default(tune, "workers"),
+    tune_lm.add_argument("--workers", type=int, default=library_default(tune, "workers"),
                          help="processes decoding the grid")
     tune_lm.add_argument("--output", type=Path, help="decoding config to write (for --decode-config)")
     tune_lm.set_defaults(handler=_tune_lm)
@@ -195,7 +144,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fail a file whose reading and decoding take longer")
     parser.add_argument("--chunk-seconds", type=float, default=MAX_SECONDS,
                         help="longest piece of audio decoded at once; longer files are cut at pauses")
-    parser.add_argument("--batch-size", type=int, default=_default(transcribe_files, "batch_size"),
+    parser.add_argument("--batch-size", type=int, default=library_default(transcribe_files, "batch_size"),
                         help="chunks decoded together")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_decoder_arguments(parser)
@@ -224,13 +173,6 @@ def _numbers(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _add_config_arguments(parser, default=None):
-    parser.add_argument("--config", type=Path, default=default, required=default is None,
-                        help="YAML experiment config")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides, e.g. train.epochs=5 model.lstm_units=128")
-
-
 def _add_decoder_arguments(parser):
     # Defaults are None so that decoder_config can tell given flags from --decode-config's values.
     group = parser.add_argument_group("decoding (flags override --decode-config)")
@@ -252,69 +194,6 @@ def decoder_config(args):
     return override_decoder_config(
         config, decoder=args.decoder, beam_width=args.beam_width, lm_path=args.lm, alpha=args.alpha,
         beta=args.beta, hotwords=parse_hotwords(args.hotwords) if args.hotwords else None)
-
-
-def _prepare_fsdd(args) -> int:
-    for split, path in prepare_fsdd(args.source, args.out, seed=args.seed).items():
-        print(f"{split}: {path}")
-    return EXIT_OK
-
-
-def _prepare_synthetic(args) -> int:
-    train, dev, test = args.utterances
-    for split, path in make_synthetic_corpus(args.out, train_utterances=train, dev_utterances=dev,
-                                             test_utterances=test, digit_share=args.digit_share,
-                                             voices=TRAIN_VOICES + (EXTRA_VOICES if args.extra_voices else ()),
-                                             seed=args.seed).items():
-        print(f"{split}: {path}")
-    return EXIT_OK
-
-
-def _prepare_published(args) -> int:
-    from asr.corpora import importers
-
-    prepare = {"librispeech": importers.import_librispeech,
-               "commonvoice": importers.import_common_voice,
-               "ljspeech": importers.import_ljspeech}[args.corpus]
-    for split, path in prepare(args.source, args.out).items():
-        print(f"{split}: {path}")
-    return EXIT_OK
-
-
-def _prepare_csv(args) -> int:
-    print(import_csv(args.table, args.manifest, audio_column=args.audio_column,
-                     text_column=args.text_column, speaker_column=args.speaker_column,
-                     id_column=args.id_column))
-    return EXIT_OK
-
-
-def _add_prepare_features(commands) -> None:
-    store = commands.add_parser(
-        "prepare-features", help="write a manifest's features into a sharded store for training",
-        description="Extracts the features of --manifest, at each of the config's "
-                    "augment.speed_factors (default 1.0), into TFRecord shards with an index; "
-                    "several processes at once; running it again finishes a killed build. "
-                    "Train from it with data.train_store=STORE.")
-    _add_config_arguments(store)
-    store.add_argument("--manifest", required=True, type=Path)
-    store.add_argument("--out", required=True, type=Path, help="store folder")
-    store.add_argument("--shard-size", type=int, default=256, help="utterances per shard")
-    store.add_argument("--jobs", type=int, help="processes (default: all cores)")
-    store.set_defaults(handler=_prepare_features)
-
-
-def _prepare_features(args) -> int:
-    from asr.config import load_config
-    from asr.store import build_store
-
-    config = load_config(args.config, args.overrides)
-    summary = build_store(args.manifest, args.out, config.features,
-                          speeds=config.augment.speed_factors or (1.0,),
-                          shard_size=args.shard_size, jobs=args.jobs)
-    print(f"{args.out}: {summary['utterances']} utterances x {len(summary['speeds'])} speed(s) "
-          f"in {summary['shards']} shard(s); "
-          f"dropped {summary['dropped'] or 'none'}")
-    return EXIT_OK
 
 
 def _train(args) -> int:
@@ -462,6 +341,3 @@ def _print_summary(report: dict, paths: dict) -> None:
           f"({summary['utterances']} utterances)")
     print("report: " + json.dumps({k: str(v) for k, v in paths.items()}))
 
-
-if __name__ == "__main__":
-    sys.exit(main())
