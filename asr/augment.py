@@ -55,6 +55,13 @@ class Corruption:
         return any((self.reverb, self.noise, self.gain_db is not None, self.telephone))
 
 
+def row_generators(seed, rows: int) -> list[np.random.Generator | None]:
+    """A generator per batch row, seeded by (the batch's `seed`, (2,) ints, row); Nones without one."""
+    if seed is None:
+        return [None] * rows
+    return [np.random.default_rng([*map(int, seed), row]) for row in range(rows)]
+
+
 def draw_corruption(rng: np.random.Generator, config: AugmentConfig) -> Corruption:
     """Which corruptions apply to one utterance, with their settings, per `config`'s probabilities.
 

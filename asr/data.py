@@ -314,8 +314,7 @@ class UtteranceLoader:
         With `seed` ((2,) ints, the batch's), row r is augmented with a
         generator seeded by (seed, r).
         """
-        rngs = ([np.random.default_rng([*map(int, seed), row]) for row in range(len(indices))]
-                if seed is not None else [None] * len(indices))
+        rngs = augment.row_generators(seed, len(indices))
         feats = [self.features(int(i), float(s), rng) for i, s, rng in zip(indices, speeds, rngs)]
         labels = [self.labels[int(i)] for i in indices]
         return (*pad(feats, np.float32), *pad(labels, np.int32))

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from asr import audio, augment, features, fileio
-from asr.config import FeatureConfig, to_dict
+from asr.config import AugmentConfig, FeatureConfig, to_dict
 from asr.data import MEMORY_BYTES, memory_cache, pad
 from asr.errors import AsrError
 from asr.manifest_index import ManifestIndex, read_records
@@ -252,14 +252,19 @@ class StoreLoader:
     seconds, CTC-feasible at the fastest of `speed_factors` (each must be stored).
     Holds per utterance its index rows (one per speed) and duration; features
     are read when a batch needs them, and kept in memory when all of them fit
-    in `memory_bytes`.
+    in `memory_bytes`. `augmentation`'s frequency warp (VTLP) applies to the
+    stored features; its waveform corruptions need the audio (`UtteranceLoader`).
     """
 
     def __init__(self, folder, vocabulary: Vocabulary, feature_config: FeatureConfig, *,
                  speed_factors=(), subsampling: int = 1, max_duration: float = float("inf"),
-                 memory_bytes: int = MEMORY_BYTES):
+                 memory_bytes: int = MEMORY_BYTES, augmentation: AugmentConfig = AugmentConfig()):
+        if augment.corrupts(augmentation):
+            raise StoreError(f"{folder}: waveform corruptions (augment.noise_probability, ...) need "
+                             "the audio: train from data.train_manifest")
         self.store = store = FeatureStore(folder)
         self.vocabulary, self.feature_config = vocabulary, feature_config
+        self.augmentation = augmentation
         if store.feature_config != feature_config:
             differ = [key for key, value in to_dict(feature_config).items()
                       if store.settings["features"][key] != value]
@@ -313,11 +318,22 @@ class StoreLoader:
     def batch(self, indices, speeds, seed=None):
         """Zero-padded features (b, frames, size), lengths (b,), labels (b, length), label lengths (b,).
 
-        `seed` is the batch's, as `UtteranceLoader.batch` takes it; stored features are
-        not augmented here (training refuses waveform corruptions with a store).
+        With `seed` ((2,) ints, the batch's), row r's frequency warp is drawn from
+        a generator seeded by (seed, r), as `UtteranceLoader.batch` draws it.
         """
-        feats, labels = zip(*(self.example(int(i), float(s)) for i, s in zip(indices, speeds)))
+        rngs = augment.row_generators(seed, len(indices))
+        feats, labels = zip(*(self._augmented(int(i), float(s), rng)
+                              for i, s, rng in zip(indices, speeds, rngs)))
         return (*pad(feats, np.float32), *pad(labels, np.int32))
+
+    def _augmented(self, index: int, speed: float, rng) -> tuple[np.ndarray, np.ndarray]:
+        values, labels = self.example(index, speed)
+        if rng is not None and self.augmentation.vtlp_probability:
+            # UtteranceLoader draws an utterance's corruptions first: drawing them too (none
+            # apply) warps a stored utterance exactly as its audio would be warped.
+            augment.draw_corruption(rng, self.augmentation)
+            values = augment.perturb_features(values, rng, self.augmentation, self.feature_config)
+        return values, labels
 
 
 class _Keys(Sequence):

@@ -25,7 +25,6 @@ import tensorflow as tf
 from keras import ops
 
 from asr import keras_compat
-from asr.augment import corrupts
 from asr.backup import TrainingBackup
 from asr.config import ConfigError, ExperimentConfig, save_config, to_dict
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
@@ -278,11 +277,8 @@ def _splits(config: ExperimentConfig, vocabulary: Vocabulary):
         raise ConfigError("data.dev_manifest and data.train_manifest (or data.train_store) must be set")
     memory_bytes = train_config.memory_cache_mb * 2**20
     if data.train_store:
-        if corrupts(config.augment) or config.augment.vtlp_probability:
-            raise ConfigError("augment: waveform corruptions and VTLP need data.train_manifest's "
-                              "audio, not a feature store")
         loader = StoreLoader(data.train_store, vocabulary, config.features, speed_factors=speeds,
-                             subsampling=config.model.subsampling,
+                             subsampling=config.model.subsampling, augmentation=config.augment,
                              max_duration=train_config.max_duration, memory_bytes=memory_bytes)
         dropped = {"train": _checked(data.train_store, len(loader), loader.dropped)}
         corpora = None

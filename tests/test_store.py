@@ -12,8 +12,9 @@ import pytest
 import soundfile
 
 from asr import audio, augment, features
-from asr.config import FeatureConfig
-from asr.manifest import Utterance, write_manifest
+from asr.config import AugmentConfig, FeatureConfig
+from asr.data import UtteranceLoader
+from asr.manifest import Utterance, read_manifest, write_manifest
 from asr.store import FeatureStore, StoreError, StoreLoader, build_store, dataset, label_frames
 from asr.text import Vocabulary
 from conftest import make_tone
@@ -121,3 +122,24 @@ def test_store_loader_filters_like_the_manifest_path_and_checks_its_store(tmp_pa
     with pytest.raises(StoreError, match="other settings"):
         build_store(manifest, tmp_path / "store", FEATURES, speeds=(1.0,), shard_size=4)
     assert json.loads((tmp_path / "store" / "store.json").read_text())["speeds"] == [0.9, 1.0]
+
+
+def test_store_loader_warps_stored_features_as_the_audio_is_warped(tmp_path):
+    """VTLP works on features: a store's batch equals its audio's under the same seed."""
+    manifest = write_corpus(tmp_path, 4)
+    build_store(manifest, tmp_path / "store", FEATURES, shard_size=4, jobs=1)
+    vtlp = AugmentConfig(vtlp_probability=0.5, vtlp_warp=(0.8, 1.2))
+    stored = StoreLoader(tmp_path / "store", Vocabulary(), FEATURES, augmentation=vtlp)
+    by_id = {u.id: u for u in read_manifest(manifest)}
+    from_audio = UtteranceLoader([by_id[key] for key in stored.keys()], Vocabulary(), FEATURES,
+                                 augmentation=vtlp)
+    indices, speeds, seed = [0, 1, 2, 3] * 2, np.ones(8, np.float32), np.array([3, 7])
+    warped = stored.batch(indices, speeds, seed)
+    for mine, theirs in zip(warped, from_audio.batch(indices, speeds, seed)):
+        np.testing.assert_array_equal(mine, theirs)
+    plain = stored.batch(indices, speeds)
+    changed = [not np.array_equal(a, b) for a, b in zip(warped[0], plain[0])]
+    assert any(changed) and not all(changed)  # probability 0.5 over eight rows, seeded
+    with pytest.raises(StoreError, match=r"store: waveform corruptions .* need the audio"):
+        StoreLoader(tmp_path / "store", Vocabulary(), FEATURES,
+                    augmentation=AugmentConfig(noise_probability=0.5))
