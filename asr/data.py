@@ -291,7 +291,8 @@ class UtteranceLoader:
         frequency warp are drawn from it and applied; a corrupted utterance
         bypasses the caches, a clean one is read through them.
         """
-        corruption = augment.draw_corruption(rng, self.augmentation) if rng is not None else None
+        corruption, warp = (augment.draw_augmentation(rng, self.augmentation) if rng is not None
+                            else (None, None))
         if corruption:
             samples = self.samples(index, speed)
             values = features.extract(augment.corrupt(samples, corruption,
@@ -299,8 +300,8 @@ class UtteranceLoader:
                                                       self._other_speech), self.feature_config)
         else:
             values = self._clean_features(index, speed)
-        if rng is not None and self.augmentation.vtlp_probability:
-            values = augment.perturb_features(values, rng, self.augmentation, self.feature_config)
+        if warp is not None:
+            values = augment.warp_frequencies(values, warp, self.feature_config)
         return values
 
     def samples(self, index: int, speed: float = 1.0) -> np.ndarray:

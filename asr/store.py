@@ -328,11 +328,9 @@ class StoreLoader:
 
     def _augmented(self, index: int, speed: float, rng) -> tuple[np.ndarray, np.ndarray]:
         values, labels = self.example(index, speed)
-        if rng is not None and self.augmentation.vtlp_probability:
-            # UtteranceLoader draws an utterance's corruptions first: drawing them too (none
-            # apply) warps a stored utterance exactly as its audio would be warped.
-            augment.draw_corruption(rng, self.augmentation)
-            values = augment.perturb_features(values, rng, self.augmentation, self.feature_config)
+        _, warp = augment.draw_augmentation(rng, self.augmentation) if rng is not None else (None, None)
+        if warp is not None:  # the corruptions drawn cannot apply: the constructor refuses them
+            values = augment.warp_frequencies(values, warp, self.feature_config)
         return values, labels
 
 

@@ -32,7 +32,7 @@ from asr.writers import DEFAULT_FORMATS
 
 def main(argv=None) -> int:
     parser = _parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)  # None: argparse reads the command line
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # TensorFlow's native logging once set up, errors included (see asr.quiet)
