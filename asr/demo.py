@@ -17,11 +17,9 @@ from asr.config import ExperimentConfig
 from asr.corpora.synthetic import make_synthetic_corpus
 from asr.decode import DecoderConfig
 from asr.evaluate import evaluate
-from asr.lm import build_kneser_ney, read_sentences
 from asr.train import TrainResult, train
-from asr.tune import tune
+from asr.tune import tune_transcript_lm
 
-LM_ORDER = 3
 # Training on 6,000 utterances (3.3 h, synthesised in about a minute) rather than 2,000, for
 # fewer epochs, took held-out voices from 11.1% to 6.9% WER with beam + LM within the demo's
 # 15 minutes: the model stopped learning the training sentences by heart (issue 12).
@@ -52,9 +50,8 @@ def run_demo(config: ExperimentConfig, work_dir, verbose="auto",
         config.data, train_manifest=str(manifests["train"]), dev_manifest=str(manifests["dev"]),
         test_manifests=(str(manifests["test"]),)))
     result = train(config, work_dir / "model", verbose=verbose)
-    lm_path = work_dir / "lm.arpa"
-    build_kneser_ney(read_sentences(manifests=[manifests["train"]]), order=LM_ORDER).save_arpa(lm_path)
-    _, decoder = tune(result.model_path, manifests["dev"], lm_path, workers=2)
+    _, decoder = tune_transcript_lm(result.model_path, [manifests["train"]], manifests["dev"],
+                                    work_dir / "lm.arpa")
     reports, paths = {}, {}
     for name, settings in (("greedy", DecoderConfig()), ("beam + LM", decoder)):
         folder = work_dir / "report" / ("greedy" if settings.decoder == "greedy" else "lm")

@@ -17,7 +17,7 @@ import numpy as np
 
 from asr.decode import BeamSearchDecoder, DecoderConfig, GreedyDecoder
 from asr.errors import UsageError
-from asr.lm import LanguageModel, load_language_model
+from asr.lm import LanguageModel, build_kneser_ney, load_language_model, read_sentences
 from asr.manifest import ManifestError, read_manifest
 from asr.metrics import error_rates
 from asr.text import Vocabulary
@@ -129,6 +129,18 @@ def tune(model_path, manifest, lm_path, alphas: Sequence[float] = (0, 0.25, 0.5,
                          beam_width=beam_width, workers=workers)
     best = tuning.best
     return tuning, DecoderConfig("beam", beam_width, str(lm_path), best.alpha, best.beta)
+
+
+def tune_transcript_lm(model_path, train_manifests: Sequence, dev_manifest, lm_path, *,
+                       order: int = 3, **grid) -> tuple[Tuning, DecoderConfig]:
+    """Build a Kneser-Ney LM of the training transcripts at `lm_path`, then `tune` it on dev.
+
+    What a recipe without a text corpus of its own decodes with: the LM knows the
+    training vocabulary, so beam search turns near-misses ("thre") into words.
+    `grid` goes to `tune` (alphas, betas, beam_width, batch_size, workers).
+    """
+    build_kneser_ney(read_sentences(manifests=train_manifests), order=order).save_arpa(lm_path)
+    return tune(model_path, dev_manifest, lm_path, **grid)
 
 
 def format_tuning(tuning: Tuning) -> str:

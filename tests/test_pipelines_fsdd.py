@@ -17,11 +17,16 @@ def test_fsdd_pipeline_runs_end_to_end(shared_data, speech_corpus, tmp_path, cap
     assert saved["train_manifest"] == [str(tmp_path / "data" / "train.jsonl"), borrowed]
     for split, count in {"train": 16, "dev": 4, "test": 4, "test-unseen": 4}.items():
         assert len((tmp_path / "data" / f"{split}.jsonl").read_text().splitlines()) == count
-    for condition in ("test", "test-unseen", "test-unseen+noise10", "dev+telephone"):
-        report = json.loads((tmp_path / "reports" / condition / "report.json").read_text())
-        assert report["summary"]["utterances"] == 4
+    for decoding in ("greedy", "lm"):
+        for condition in ("test", "test-unseen", "test-unseen+noise10", "dev+telephone"):
+            report = json.loads((tmp_path / "reports" / decoding / condition / "report.json").read_text())
+            assert report["summary"]["utterances"] == 4
+    lm_report = json.loads((tmp_path / "reports" / "lm" / "test" / "report.json").read_text())
+    assert lm_report["metadata"]["decoder"].startswith("beam search")
+    assert (tmp_path / "lm.arpa").is_file()
     out = capsys.readouterr().out
     assert "| test-unseen | noise:10 |" in out and "| test-unseen | reverb:0.5 |" in out
+    assert "beam + LM WER" in out and "best: alpha" in out
     assert (tmp_path / "robustness.md").read_text() in out
 
 

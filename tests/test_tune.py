@@ -8,7 +8,7 @@ from asr.decode import load_decoder_config
 from asr.lm import LanguageModelError, build_kneser_ney, load_language_model
 from asr.text import Vocabulary
 from asr.errors import UsageError
-from asr.tune import format_tuning, grid_search
+from asr.tune import format_tuning, grid_search, tune_transcript_lm
 from ctc_logits import frames, spell
 
 VOCABULARY = Vocabulary()
@@ -55,8 +55,6 @@ def test_grid_search_rejects_an_empty_grid(dev_set):
         grid_search(logits, references, VOCABULARY, lm, (), BETAS)
 
 
-
-
 def test_tune_lm_writes_the_config_that_evaluate_reads(trained_model, speech_corpus, tmp_path, capsys):
     lm, config = tmp_path / "words.arpa", tmp_path / "decode.yaml"
     assert main(["build-lm", "--manifest", str(speech_corpus["train"]), "--out", str(lm)]) == 0
@@ -76,3 +74,16 @@ def test_tune_lm_writes_the_config_that_evaluate_reads(trained_model, speech_cor
     assert decoder_used("--beam-width", "2", "--beta", "0") == (
         f"beam search (width 2, LM {lm} (alpha {tuned.alpha}, beta 0.0))")
     assert decoder_used("--decoder", "greedy") == "greedy"
+
+
+def test_a_transcript_lm_knows_the_training_words_and_is_tuned_on_dev(trained_model, speech_corpus,
+                                                                       tmp_path):
+    lm_path = tmp_path / "transcripts.arpa"
+    tuning, decoder = tune_transcript_lm(trained_model, [speech_corpus["train"]], speech_corpus["dev"],
+                                         lm_path, order=2, alphas=(0.0, 0.5), betas=(1.0,), workers=1)
+    words = {word for line in speech_corpus["train"].read_text().splitlines()
+             for word in json.loads(line)["text"].split()}
+    assert load_language_model(lm_path).vocabulary == words | {"<s>", "</s>", "<unk>"}
+    assert (decoder.decoder, decoder.lm_path) == ("beam", str(lm_path))
+    assert (decoder.alpha, decoder.beta) == (tuning.best.alpha, tuning.best.beta)
+    assert len(tuning.points) == 2
