@@ -11,7 +11,8 @@ batches with `asr.transcribe.transcribe` (which sorts a batch by length, batches
 similar lengths and cuts long files at pauses) and writes each file's outputs itself,
 atomically. Only one small row per file comes back to the driver, which keeps the
 summaries (`transcripts.jsonl`, `failures.jsonl`) as `asr transcribe` does, so a
-rerun, or a run restarted after being killed, skips what is done.
+rerun, or a run restarted after being killed, skips what is done. A batch whose worker
+process keeps dying is retried file by file, and only the file that kills it fails.
 
 Workers read the audio and write the outputs at the paths the driver sees: on a
 cluster, inputs, model and output folder live on a file system every node mounts
@@ -72,15 +73,22 @@ class Transcriber:
         return rows
 
 
+# A batch whose worker process dies (a file that crashes a native decoder, memory run out) is
+# retried on a restarted worker this many times; then its files are tried one per batch, so that
+# only the file that kills its worker fails.
+TASK_RETRIES = 2
+
+
 def transcribe_on_ray(paths: list[str], stems: list[Path], model: Path, decoder: DecoderConfig,
                       formats: tuple[str, ...], *, workers: int, files_per_batch: int,
                       cpus_per_worker: float | None = None, batch_size: int = 16,
                       chunk_seconds: float | None = 20.0, file_timeout: float | None = None,
-                      quiet: bool = True):
+                      task_retries: int = TASK_RETRIES, quiet: bool = True):
     """Yield a `Transcript` (without words) for each path, in the order they finish.
 
     Needs `ray.init()` done. Each file's per-file outputs are written, by a worker, to
-    its `stem` + '.txt' etc. before its transcript is yielded.
+    its `stem` + '.txt' etc. before its transcript is yielded. Every path gets one
+    transcript, a failure when its worker died on it `task_retries` + 1 times.
     """
     import ray
 
@@ -89,17 +97,38 @@ def transcribe_on_ray(paths: list[str], stems: list[Path], model: Path, decoder:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = not quiet
     context.print_on_execution_start = not quiet
+    context.max_errored_blocks = -1  # a failed batch is logged (its traceback too) and retried below
     if cpus_per_worker is None:  # the cluster's CPUs shared out; TensorFlow uses as many threads
         cpus_per_worker = max(1.0, ray.cluster_resources().get("CPU", 1.0) // workers)
-    rows = [{"path": path, "stem": str(stem)} for path, stem in zip(paths, stems)]
+    options = {"batch_size": batch_size, "chunk_seconds": chunk_seconds, "file_timeout": file_timeout,
+               "threads": max(1, int(cpus_per_worker)), "cwd": os.getcwd()}
+    pending = dict(zip(paths, map(str, stems)))
+    while pending:
+        for transcript in _transcribe_batches(pending, (str(model.resolve()), decoder, formats), options,
+                                              workers, files_per_batch, cpus_per_worker, task_retries):
+            del pending[transcript.path]
+            yield transcript
+        if files_per_batch == 1:
+            break
+        files_per_batch = 1  # what is left was in a batch whose worker kept dying
+    for path in pending:
+        yield Transcript(path, error=f"{path}: the worker transcribing it died or failed "
+                                     f"(tries: {task_retries + 1})")
+
+
+def _transcribe_batches(stems: dict[str, str], arguments: tuple, options: dict, workers: int,
+                        files_per_batch: int, cpus_per_worker: float, task_retries: int):
+    """Transcripts of the files in `stems` (path -> outputs' stem) that their workers return."""
+    import ray
+
+    rows = [{"path": path, "stem": stem} for path, stem in stems.items()]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // files_per_batch)))
+    # One batch at a time per worker: a worker that dies takes only its own batch with it.
+    pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)
     results = dataset.map_batches(
-        Transcriber, batch_size=files_per_batch, compute=ray.data.ActorPoolStrategy(size=workers),
-        num_cpus=cpus_per_worker,
-        fn_constructor_args=(str(model.resolve()), decoder, formats),
-        fn_constructor_kwargs={"batch_size": batch_size, "chunk_seconds": chunk_seconds,
-                               "file_timeout": file_timeout, "threads": max(1, int(cpus_per_worker)),
-                               "cwd": os.getcwd()})
+        Transcriber, batch_size=files_per_batch, compute=pool, num_cpus=cpus_per_worker,
+        max_task_retries=task_retries,
+        fn_constructor_args=arguments, fn_constructor_kwargs=options)
     for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
         for path, text, duration, error in zip(batch["path"], batch["text"], batch["duration"], batch["error"]):
             if error:
@@ -127,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
                 writer.pending, stems, args.model, decoder, formats, workers=args.workers,
                 files_per_batch=args.files_per_batch, cpus_per_worker=args.cpus_per_worker,
                 batch_size=args.batch_size, chunk_seconds=args.chunk_seconds,
-                file_timeout=args.file_timeout, quiet=args.quiet or not sys.stderr.isatty())
+                file_timeout=args.file_timeout, task_retries=args.task_retries,
+                quiet=args.quiet or not sys.stderr.isatty())
             for result in results:
                 writer.record(result)
                 if result.ok:
@@ -161,6 +191,10 @@ def _parser() -> argparse.ArgumentParser:
                               "(default: the cluster's CPUs / --workers)")
     cluster.add_argument("--files-per-batch", type=_positive, default=256,
                          help="files an actor takes at a time, sorted by length within (default 256)")
+    cluster.add_argument("--task-retries", type=_whole_number, default=TASK_RETRIES,
+                         help="times a batch whose worker process died is retried on a restarted one; "
+                              "then its files are retried one by one, and only those that kill "
+                              f"their worker fail (default {TASK_RETRIES})")
     cluster.add_argument("--address", help="Ray cluster to join, e.g. ray://HEAD:10001 "
                                            "(default: $RAY_ADDRESS, or a local Ray started here)")
     cluster.add_argument("--runtime-env", type=json.loads, metavar="JSON",
@@ -169,8 +203,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _whole_number(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
+
+
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if _whole_number(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return int(text)
 

@@ -6,6 +6,7 @@ Ray's start-up once; each run is a separate driver process, as `ray job submit` 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -121,6 +122,26 @@ def test_killed_run_resumes_to_the_outputs_of_asr_transcribe(corpus, ray_address
     assert rerun.stdout == f"0 transcribed, {GOOD} already done, {BROKEN} failed -> {out}\n"
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*.json")} == mtimes
     assert outputs(out) == expected
+
+
+def test_a_file_that_kills_its_worker_fails_alone(corpus, ray_address, tmp_path):
+    model, inputs, _ = corpus
+    clips = sorted(Path(inputs[0]).rglob("clip0*.wav"))  # 7 good files
+    poison = tmp_path / "poison.wav"
+    soundfile.write(poison, make_tone(0.5, RATE)[:, 0], RATE)
+    hook = {"env_vars": {"PYTHONPATH": os.pathsep.join(map(str, (Path(__file__).parent, REPOSITORY)))},
+            "worker_process_setup_hook": "ray_worker_crash.install"}  # workers die on poison*
+    out = tmp_path / "out"
+    result = run([sys.executable, "-m", "pipelines.ray_transcribe", *map(str, clips[:4]), str(poison),
+                  *map(str, clips[4:]), "--model", str(model), "--output-dir", str(out), "--workers", "2",
+                  "--files-per-batch", "4", "--task-retries", "0", "--address", ray_address,
+                  "--runtime-env", json.dumps(hook)])
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.endswith(f"{len(clips)} transcribed, 0 already done, 1 failed -> {out}\n")
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [failure["audio_filepath"] for failure in failures] == [str(poison)]
+    assert failures[0]["error"] == f"{poison}: the worker transcribing it died or failed (tries: 1)"
+    assert len(list(out.rglob("clip*.txt"))) == len(clips)  # its batch's other files are done
 
 
 def test_usage_errors_exit_with_2(corpus, tmp_path, capsys):
