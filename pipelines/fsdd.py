@@ -22,9 +22,9 @@ from pathlib import Path
 
 from asr.config import load_config
 from asr.corpora.fsdd import CONNECTED_DIGITS, prepare_fsdd
+from asr.decode import DecoderConfig
 from asr.errors import EXIT_OK, exit_status
 from asr.evaluate import evaluate
-from asr.decode import DecoderConfig
 from asr.train import train
 from asr.tune import format_tuning, tune_transcript_lm
 
@@ -39,7 +39,7 @@ DECODINGS = {"greedy": "greedy", "lm": "beam + LM"}  # report folder -> table la
 
 def run(source: Path, work: Path, config_path: Path, overrides=(), utterances=None, *,
         model: Path | None = None, prepared: Path | None = None) -> list[dict]:
-    """Train (unless `model` is given) and return the robustness table's rows.
+    """Train (unless `model` is given), build and tune the LM, return the robustness table's rows.
 
     The config's first training manifest is replaced by FSDD's train split; any
     others (corpora a recipe borrows, with `data.train_weights`) are kept.
