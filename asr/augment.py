@@ -108,22 +108,14 @@ def draw_augmentation(rng: np.random.Generator,
     """One utterance's waveform corruptions, then its frequency warp (None: not warped).
 
     Always drawn in this order, so features read from a store, whose corruptions
-    cannot apply, are warped exactly as their audio's features would be.
+    cannot apply, are warped exactly as their audio's features would be; apply the
+    warp with `warp_frequencies`.
     """
     corruption = draw_corruption(rng, config)
-    return corruption, (_draw_warp(rng, config) if config.vtlp_probability else None)
-
-
-def perturb_features(features: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
-                     feature_config: FeatureConfig) -> np.ndarray:
-    """Vocal-tract-length perturbation with `config.vtlp_probability`; (frames, bins) in and out."""
-    warp = _draw_warp(rng, config)
-    return features if warp is None else warp_frequencies(features, warp, feature_config)
-
-
-def _draw_warp(rng: np.random.Generator, config: AugmentConfig) -> float | None:
+    if not config.vtlp_probability:
+        return corruption, None
     applies, warp = rng.random() < config.vtlp_probability, rng.uniform(*config.vtlp_warp)
-    return warp if applies else None
+    return corruption, (warp if applies else None)
 
 
 def coloured_noise(rng: np.random.Generator, size: int, kind: str = "white") -> np.ndarray:

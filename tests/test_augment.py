@@ -214,15 +214,14 @@ def test_frequency_warp_moves_spectral_content():
         augment.warp_frequencies(features, 1.1, FeatureConfig(kind="mfcc"))
 
 
-def test_perturb_features_is_seeded_and_off_by_default():
+def test_the_drawn_warp_is_seeded_and_off_by_default():
     config = FeatureConfig(n_mels=40)
     features = np.random.default_rng(0).standard_normal((20, 40)).astype(np.float32)
-    assert augment.perturb_features(features, np.random.default_rng(0), AugmentConfig(), config) is features
+    assert augment.draw_augmentation(np.random.default_rng(0), AugmentConfig())[1] is None
     on = AugmentConfig(vtlp_probability=1.0)
-    first, again = (augment.perturb_features(features, np.random.default_rng(4), on, config)
-                    for _ in range(2))
-    np.testing.assert_array_equal(first, again)
-    assert not np.allclose(first, features)
+    first, again = (augment.draw_augmentation(np.random.default_rng(4), on)[1] for _ in range(2))
+    assert first == again and on.vtlp_warp[0] <= first <= on.vtlp_warp[1]
+    assert not np.allclose(augment.warp_frequencies(features, first, config), features)
 
 
 @pytest.mark.parametrize("spec, probability, values", [
