@@ -1,5 +1,6 @@
 """The sharded feature store: round trip, resuming a killed build, training-side reads."""
 
+import inspect
 import json
 import signal
 import subprocess
@@ -96,6 +97,18 @@ def test_a_killed_build_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
     for path in whole.glob("shard-*.tfrecord"):
         assert (killed / path.name).read_bytes() == path.read_bytes(), path.name
     np.testing.assert_array_equal(np.load(killed / "index.npy"), np.load(whole / "index.npy"))
+
+
+def test_prepare_features_leaves_the_shard_size_to_build_store(tmp_path, capsys):
+    from asr.cli import main
+
+    manifest = write_corpus(tmp_path, 3)
+    assert main(["prepare-features", "--config", str(Path(__file__).parents[1] / "configs" / "demo.yaml"),
+                 "--manifest", str(manifest), "--out", str(tmp_path / "store"), "--jobs", "1",
+                 "features.n_mels=20"]) == 0
+    settings = json.loads((tmp_path / "store" / "store.json").read_text())
+    assert settings["shard_size"] == inspect.signature(build_store).parameters["shard_size"].default
+    assert "3 utterances x 1 speed(s) in 1 shard(s)" in capsys.readouterr().out
 
 
 def test_store_loader_filters_like_the_manifest_path_and_checks_its_store(tmp_path):

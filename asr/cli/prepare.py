@@ -100,7 +100,8 @@ def _add_prepare_features(commands) -> None:
     add_config_arguments(store)
     store.add_argument("--manifest", required=True, type=Path)
     store.add_argument("--out", required=True, type=Path, help="store folder")
-    store.add_argument("--shard-size", type=int, default=256, help="utterances per shard")
+    # build_store imports TensorFlow: its default is left to it rather than read here.
+    store.add_argument("--shard-size", type=int, help="utterances per shard (default: build_store's)")
     store.add_argument("--jobs", type=int, help="processes (default: all cores)")
     store.set_defaults(handler=_prepare_features)
 
@@ -110,9 +111,9 @@ def _prepare_features(args) -> int:
     from asr.store import build_store
 
     config = load_config(args.config, args.overrides)
+    sizing = {} if args.shard_size is None else {"shard_size": args.shard_size}
     summary = build_store(args.manifest, args.out, config.features,
-                          speeds=config.augment.speed_factors or (1.0,),
-                          shard_size=args.shard_size, jobs=args.jobs)
+                          speeds=config.augment.speed_factors or (1.0,), jobs=args.jobs, **sizing)
     print(f"{args.out}: {summary['utterances']} utterances x {len(summary['speeds'])} speed(s) "
           f"in {summary['shards']} shard(s); "
           f"dropped {summary['dropped'] or 'none'}")
