@@ -240,9 +240,15 @@ def test_cli_usage_errors_exit_with_2(trained_model, tmp_path, capsys, arguments
     assert main(["transcribe", str(tmp_path), "--model", str(trained_model)]) == 2  # no audio there
 
 
+def finished_outputs(out: Path, pattern: str) -> list[Path]:
+    """Outputs under their own names: a killed run may leave temporaries (.tmp-*), which
+    the next run removes."""
+    return sorted(path for path in out.rglob(pattern) if not path.name.startswith(".tmp-"))
+
+
 def outputs_are_complete(out: Path) -> int:
     """Every output parses; returns how many files were transcribed."""
-    texts = sorted(out.rglob("*.txt"))
+    texts = finished_outputs(out, "*.txt")
     for text in texts:
         assert text.read_text().endswith("\n")
         assert "words" in json.loads(text.with_suffix(".json").read_text())
@@ -286,7 +292,7 @@ def test_interrupted_and_killed_runs_leave_only_complete_outputs(trained_model, 
     def run_until_some_output(stop_signal):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
-        while len(list(out.rglob("*.vtt"))) < 3 + outputs and time.monotonic() < deadline:
+        while len(finished_outputs(out, "*.vtt")) < 3 + outputs and time.monotonic() < deadline:
             time.sleep(0.01)
         process.send_signal(stop_signal)
         process.wait(timeout=60)
