@@ -142,6 +142,13 @@ class LossGuard(keras.callbacks.Callback):
                 f"(limit train.max_loss={self.limit:g}); utterances: {names}")
 
 
+class LearningRateLog(keras.callbacks.Callback):
+    """Logs the rate a schedule reached as `learning_rate`, the key ReduceLROnPlateau writes."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
 class BestModel(keras.callbacks.Callback):
     """Saves the model whenever `val_wer` improves, atomically (`asr.fileio`)."""
 
@@ -341,11 +348,13 @@ def _callbacks(config, output_dir: Path, dev, vocabulary, sampler, ids, fingerpr
         stateful["plateau"] = keras.callbacks.ReduceLROnPlateau(
             monitor="val_wer", mode="min", factor=0.5, patience=max(1, patience // 2),
             min_lr=config.train.min_learning_rate)
+    schedule = [] if "plateau" in stateful else [LearningRateLog()]
     backup = TrainingBackup(output_dir / "backup", fingerprint, config.train.backup_steps,
                             stateful=stateful)
     return [
         DevErrorRates(*dev, vocabulary),
         LossGuard(sampler, ids, config.train.max_loss),
+        *schedule,
         *stateful.values(),
         keras.callbacks.TensorBoard(log_dir=str(output_dir / "logs")),
         keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
