@@ -54,7 +54,17 @@ def _parser() -> argparse.ArgumentParser:
         argparse.ArgumentParser, formatter_class=HelpFormatter))
 
     add_prepare_commands(commands)
+    _add_train_parser(commands)
+    _add_transcribe_parser(commands)
+    _add_evaluate_parser(commands)
+    _add_demo_parser(commands)
+    _add_build_lm_parser(commands)
+    _add_tune_lm_parser(commands)
+    _add_export_parser(commands)
+    return parser
 
+
+def _add_train_parser(commands) -> None:
     train = commands.add_parser("train", help="train a model from a YAML config")
     add_config_arguments(train)
     train.add_argument("--output", required=True, type=Path,
@@ -65,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                        "--init-from's (its output layer then starts afresh); default a-z, ' and space")
     train.set_defaults(handler=_train)
 
+
+def _add_transcribe_parser(commands) -> None:
     transcribe = commands.add_parser(
         "transcribe", help="transcribe files, folders, globs, manifests or paths on stdin",
         description="Outputs mirror the inputs' layout under --output-dir; a rerun skips files "
@@ -72,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     add_transcribe_arguments(transcribe)
     transcribe.set_defaults(handler=_transcribe)
 
+
+def _add_evaluate_parser(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate", help="WER/CER report: a model on a manifest, any system's output, or two reports",
         description="Give --model and --manifest, or --ref and --hyp, or --compare A B.")
@@ -94,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_decoder_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
+
+def _add_demo_parser(commands) -> None:
     demo = commands.add_parser("demo", help="synthesise speech, train, evaluate on unseen voices")
     add_config_arguments(demo, default=Path("configs/demo.yaml"))
     demo.add_argument("--work-dir", type=Path, default=Path("work/demo"), help="corpus, model and report folder")
@@ -101,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="corpus size per split (default: the full demo corpus)")
     demo.set_defaults(handler=_demo)
 
+
+def _add_build_lm_parser(commands) -> None:
     build_lm = commands.add_parser("build-lm", help="build a word n-gram LM (ARPA) from text and transcripts")
     build_lm.add_argument("--text", nargs="+", type=Path, default=[], help="text files, one sentence a line")
     build_lm.add_argument("--manifest", nargs="+", type=Path, default=[], help="manifests whose transcripts to add")
@@ -109,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     build_lm.add_argument("--out", required=True, type=Path, help="ARPA file to write (.gz to compress)")
     build_lm.set_defaults(handler=_build_lm)
 
+
+def _add_tune_lm_parser(commands) -> None:
     tune_lm = commands.add_parser("tune-lm", help="grid-search LM weight and word bonus on a dev manifest")
     tune_lm.add_argument("--model", required=True, type=Path)
     tune_lm.add_argument("--manifest", required=True, type=Path, help="labelled dev manifest (never test)")
@@ -125,8 +145,6 @@ def _parser() -> argparse.ArgumentParser:
                          help="processes decoding the grid")
     tune_lm.add_argument("--output", type=Path, help="decoding config to write (for --decode-config)")
     tune_lm.set_defaults(handler=_tune_lm)
-    _add_export_parser(commands)
-    return parser
 
 
 def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
