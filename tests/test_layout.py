@@ -15,18 +15,12 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 def readme_levels() -> dict[int, set[str]]:
-    """{level: asr module and package names} from the README's table; `report*` expanded."""
+    """{level: asr module and package names} from the README's table."""
     section = ROOT.joinpath("README.md").read_text(encoding="utf-8").split("## Layout", 1)[1]
-    modules = sorted([path.stem for path in ROOT.joinpath("asr").glob("*.py")]
-                     + [path.parent.name for path in ROOT.joinpath("asr").glob("*/__init__.py")])
-    levels = {}
-    for level, cell in re.findall(r"^\| (\d+) \| (.+) \|$", section, flags=re.MULTILINE):
-        names = set()
-        for name in re.findall(r"`([\w*/]+)`", cell):
-            pattern = name.rstrip("/").replace("*", r"\w*")
-            names |= {module for module in modules if re.fullmatch(pattern, module)}
-        levels[int(level)] = names
-    return levels
+    modules = ({path.stem for path in ROOT.joinpath("asr").glob("*.py")}
+               | {path.parent.name for path in ROOT.joinpath("asr").glob("*/__init__.py")})
+    return {int(level): {name.rstrip("/") for name in re.findall(r"`([\w/]+)`", cell)} & modules
+            for level, cell in re.findall(r"^\| (\d+) \| (.+) \|$", section, flags=re.MULTILINE)}
 
 
 def contract_levels() -> dict[int, set[str]]:

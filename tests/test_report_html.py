@@ -10,7 +10,7 @@ from matplotlib.image import imread
 
 from asr.metrics import Scored
 from asr.report import build_report, write_report
-from asr.report_html import alignment_html
+from asr.report.html import alignment_html
 
 CHROMIUM = Path("/usr/bin/chromium")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}

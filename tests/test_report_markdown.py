@@ -1,6 +1,6 @@
 from asr.metrics import Scored
 from asr.report import build_report, compare_reports
-from asr.report_markdown import aligned_text, comparison_markdown, percent, points, render_markdown
+from asr.report.markdown import aligned_text, comparison_markdown, percent, points, render_markdown
 
 
 def report_of(rows, **options) -> dict:

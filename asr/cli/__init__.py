@@ -268,7 +268,7 @@ def _evaluate(args) -> int:
     from asr.evaluate import compare, score_hypotheses
 
     if args.compare:
-        from asr.report_markdown import comparison_markdown
+        from asr.report.markdown import comparison_markdown
 
         comparison, paths = compare(*args.compare, args.output_dir)
         print(comparison_markdown(comparison))
@@ -352,7 +352,7 @@ def _export(args) -> int:
 
 
 def _print_summary(report: dict, paths: dict) -> None:
-    from asr.report_markdown import percent
+    from asr.report.markdown import percent
 
     summary = report["summary"]
     print(f"WER {percent(summary['wer'])}  CER {percent(summary['cer'])}  "
