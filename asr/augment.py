@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 import librosa
 import numpy as np
+import scipy.fft
 import scipy.signal
 import tensorflow as tf
 
@@ -32,7 +33,6 @@ NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz, the ITU-T G.712 pass band
 TELEPHONE_RATE = 8000
 MU = 255  # G.711 mu-law
-NOISE_BANK_SAMPLES = 2**20  # 65.5 s at 16 kHz of each colour, from which utterances take stretches
 
 
 def corrupts(config: AugmentConfig) -> bool:
@@ -120,32 +120,13 @@ def draw_augmentation(rng: np.random.Generator,
 
 
 def coloured_noise(rng: np.random.Generator, size: int, kind: str = "white") -> np.ndarray:
-    """(size,) noise of about unit power whose power spectrum falls as 1 / f^exponent (white 0, pink 1, brown 2).
-
-    A stretch from a random start in the colour's `noise_bank`, wrapped around
-    its end. For stationary noise any stretch is as good as a fresh draw, and
-    reading one costs a hundredth of generating it.
-    """
-    bank = noise_bank(kind)
-    start = int(rng.integers(bank.size))
-    return np.take(bank, np.arange(start, start + size), mode="wrap")
-
-
-@functools.lru_cache(maxsize=None)
-def noise_bank(kind: str) -> np.ndarray:
-    """(NOISE_BANK_SAMPLES,) float32 unit-power noise of one colour, the same in every process.
-
-    Shaped in the frequency domain, so it is periodic: a stretch read across
-    its end has no seam. Read-only, as it is shared.
-    """
-    rng = np.random.default_rng(list(kind.encode()))
-    spectrum = np.fft.rfft(rng.standard_normal(NOISE_BANK_SAMPLES))
+    """(size,) unit-power noise whose power spectrum falls as 1 / f^exponent (white 0, pink 1, brown 2)."""
+    length = scipy.fft.next_fast_len(size, real=True)  # FFTs of awkward lengths are slow
+    spectrum = np.fft.rfft(rng.standard_normal(length))
     frequencies = np.arange(spectrum.size, dtype=np.float64)
-    frequencies[0] = frequencies[1]  # no infinite DC
-    noise = np.fft.irfft(spectrum * frequencies ** (-NOISE_EXPONENTS[kind] / 2), n=NOISE_BANK_SAMPLES)
-    bank = (noise / np.sqrt(np.mean(noise**2))).astype(np.float32)
-    bank.flags.writeable = False
-    return bank
+    frequencies[0] = frequencies[min(1, frequencies.size - 1)] or 1.0  # no infinite DC
+    noise = np.fft.irfft(spectrum * frequencies ** (-NOISE_EXPONENTS[kind] / 2), n=length)[:size]
+    return noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
 
 
 def babble(rng: np.random.Generator, size: int,
@@ -196,7 +177,8 @@ def apply_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
 
 def telephone(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """A narrow-band telephone channel: 300-3400 Hz band-pass, 8 kHz mu-law, back to `sample_rate`."""
-    narrow = resample(scipy.signal.sosfilt(telephone_filter(sample_rate), samples).astype(np.float32), sample_rate,
+    band = telephone_filter(sample_rate)
+    narrow = resample(scipy.signal.sosfilt(band, samples).astype(np.float32), sample_rate,
                       TELEPHONE_RATE)
     peak = max(float(np.max(np.abs(narrow), initial=0.0)), 1e-9)  # the line's level is set to its peak
     coded = np.sign(narrow) * np.log1p(MU * np.abs(narrow / peak)) / np.log1p(MU)
@@ -208,7 +190,11 @@ def telephone(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def telephone_filter(sample_rate: int) -> np.ndarray:
-    """The telephone band-pass as second-order sections (4th-order Butterworth); designing it takes longer than using it."""
+    """(4, 6) second-order sections of the 4th-order Butterworth telephone band-pass.
+
+    Cached, and so shared by every call: designing the filter took longer than
+    running it over an utterance.
+    """
     return scipy.signal.butter(4, TELEPHONE_BAND, "bandpass", fs=sample_rate, output="sos")
 
 

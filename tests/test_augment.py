@@ -149,20 +149,6 @@ def test_noise_colours_have_their_spectral_slope(kind, exponent):
     assert slope == pytest.approx(-exponent, abs=0.15)
 
 
-def test_noise_is_a_seeded_stretch_of_a_seamless_bank():
-    size = augment.NOISE_BANK_SAMPLES + 100  # longer than the bank: it wraps around
-    first, again, other = (augment.coloured_noise(np.random.default_rng(seed), size, "brown")
-                           for seed in (4, 4, 5))
-    np.testing.assert_array_equal(first, again)
-    assert (first != other).any()
-    np.testing.assert_array_equal(first[-100:], first[:100])
-    bank = augment.noise_bank("brown")
-    # Brown noise moves little from sample to sample; a seam at the wrap would be a jump.
-    assert abs(bank[0] - bank[-1]) < 5 * np.std(np.diff(bank))
-    assert np.mean(bank.astype(np.float64)**2) == pytest.approx(1.0, rel=1e-5)
-    assert not bank.flags.writeable
-
-
 def test_babble_sums_other_utterances_looped_to_length():
     talker = np.ones(100, np.float32)
     total = augment.babble(np.random.default_rng(0), 250, lambda rng: talker, talkers=3)
