@@ -21,6 +21,7 @@ Uses the FSDD training manifest when it is there, else synthesised tones.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import statistics
 import tempfile
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
         model = build_model(vocabulary, features, config.model)
         model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate))
         step_seconds(model, pipeline, in_memory)  # traces the step for the shapes it meets
-        timings = {"pipeline": [], "memory": [], "wait": []}
+        timings = collections.defaultdict(list)
         for _ in range(args.repeats):
             for name, seconds in step_seconds(model, pipeline, in_memory).items():
                 timings[name] += seconds
