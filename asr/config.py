@@ -98,11 +98,17 @@ class TrainConfig(Checked):
     # fit in this many MiB per worker: FSDD (about 0.2 GB with three speeds) does;
     # a larger corpus is read again each epoch, so memory does not grow with it.
     memory_cache_mb: int = 2048
+    # Threads one TensorFlow op may use (process-wide); 0: TensorFlow's default, one per core.
+    # 1 leaves CPU cores to the loader's augmentation: the LSTM's small matrix products gain
+    # little from a second thread.
+    intra_op_threads: int = 0
 
     def __post_init__(self):
         super().__post_init__()
         if self.warmup_epochs and self.lr_schedule == "plateau":
             raise ConfigError("warmup_epochs: needs lr_schedule cosine or exponential")
+        if self.intra_op_threads < 0:
+            raise ConfigError(f"intra_op_threads: {self.intra_op_threads} is not a count (0: all cores)")
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,7 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     that model's, else to `Vocabulary()`. Running the same call again resumes
     from `output_dir/backup`.
     """
+    set_intra_op_threads(config.train.intra_op_threads)  # before TensorFlow runs an op
     strategy = make_strategy(config.train.strategy)  # multi-worker: before any other TF op
     source = load_model(init_from) if init_from else None
     vocabulary = vocabulary or (source.vocabulary if source else Vocabulary())
@@ -220,6 +221,20 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     dev_wers = history.get("val_wer", [])
     return TrainResult(output_dir / BEST_MODEL, min(dev_wers) if dev_wers else None,
                        len(dev_wers), seconds, dropped)
+
+
+def set_intra_op_threads(count: int) -> None:
+    """Threads one TensorFlow op may use, process-wide; 0 keeps TensorFlow's choice.
+
+    TensorFlow takes it only before it runs its first op; asked later for a
+    different count, this warns and leaves the count as it is.
+    """
+    if not count or tf.config.threading.get_intra_op_parallelism_threads() == count:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(count)
+    except RuntimeError:  # "cannot be modified after initialization"
+        log.warning("train.intra_op_threads %d not applied: TensorFlow has already started", count)
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

@@ -39,6 +39,7 @@ from asr.data import BatchSampler, UtteranceLoader, filter_utterances, sampled_d
 from asr.manifest import Utterance, read_manifest  # noqa: E402
 from asr.model import build_model  # noqa: E402
 from asr.text import Vocabulary  # noqa: E402
+from asr.train import set_intra_op_threads  # noqa: E402
 
 FSDD = Path("work/fsdd/train.jsonl")
 
@@ -101,6 +102,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
+    set_intra_op_threads(config.train.intra_op_threads)  # as training runs the step
     vocabulary, features = Vocabulary(), config.features
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -110,7 +112,8 @@ def main(argv=None) -> int:
             utterances, source = synthetic_utterances(scratch, args.utterances), "synthetic tones"
         utterances, _ = filter_utterances(utterances, vocabulary, features, config.model.subsampling)
         durations = [u.duration for u in utterances]
-        print(f"{len(utterances)} utterances from {source}, batch {config.train.batch_size}")
+        print(f"{len(utterances)} utterances from {source}, batch {config.train.batch_size}, "
+              f"intra-op threads {config.train.intra_op_threads or 'all'}")
 
         def sampler(boundaries=config.train.bucket_boundaries):
             return BatchSampler(durations, features, config.train.batch_size, shuffle=True,

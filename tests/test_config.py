@@ -81,6 +81,7 @@ def test_float_fields_reject_non_numbers(override):
     ("train.lr_schedule=linear", "train.lr_schedule: expected one of 'plateau', 'cosine', 'exponential'"),
     ("train.strategy=tpu", "train.strategy: expected one of 'default', 'mirrored', 'multi_worker'"),
     ("train.warmup_epochs=1", "train.warmup_epochs: needs lr_schedule cosine or exponential"),
+    ("train.intra_op_threads=-1", "train.intra_op_threads: -1 is not a count"),
     ("augment.speed_factors={0.9: 1}", "augment.speed_factors: expected a list of numbers"),
 ])
 def test_every_field_is_checked_at_load_time_by_its_key_path(override, message):

@@ -1,13 +1,15 @@
 import collections
 import os
+import sys
+import threading
 
 import numpy as np
 import pytest
 import soundfile
 
 from asr.config import AugmentConfig, FeatureConfig
-from asr.data import (BatchSampler, FeatureCache, MemoryCache, UtteranceLoader, ctc_feasible,
-                      filter_utterances, load_example, make_dataset, sampled_dataset)
+from asr.data import (LOADER_NICENESS, BatchSampler, FeatureCache, MemoryCache, UtteranceLoader,
+                      ctc_feasible, filter_utterances, load_example, make_dataset, sampled_dataset)
 from asr.features import num_frames
 from asr.manifest import Utterance
 from asr.text import Vocabulary
@@ -287,3 +289,23 @@ def test_augmented_batches_repeat_with_the_seed_and_leave_padding_alone(corpus):
         assert not features[row, length:].any()  # padding stays zero
         assert not np.allclose(features[row, :length], reference[row, :length])  # noise on every row
     np.testing.assert_array_equal(loader.batch(indices, speeds)[0], reference)  # no seed: clean
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
+def test_training_batches_load_on_threads_below_the_steps_priority(corpus):
+    def niceness():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    class Recording(UtteranceLoader):
+        seen = []
+
+        def batch(self, *args, **kwargs):
+            self.seen.append((threading.get_native_id(), niceness()))
+            return super().batch(*args, **kwargs)
+
+    ours = niceness()
+    sampler = BatchSampler([u.duration for u in corpus], FEATURES, batch_size=2, shuffle=True)
+    assert len(batches(sampled_dataset(sampler, Recording(corpus, Vocabulary(), FEATURES)))) == 5
+    assert len(Recording.seen) == 5 and threading.get_native_id() not in dict(Recording.seen)
+    assert {value for _, value in Recording.seen} == {min(19, ours + LOADER_NICENESS)}
+    assert niceness() == ours  # the caller's thread, which runs the step, keeps its priority

@@ -24,7 +24,7 @@ from asr.model import ModelError, build_model, load_model
 from asr.store import build_store
 from asr.text import Vocabulary
 from asr.train import (LossGuard, TrainingDiverged, WarmupDecay, copy_weights, precision_policy,
-                       train)
+                       set_intra_op_threads, train)
 from conftest import TINY_MODEL, make_tone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,6 +210,19 @@ def test_mixed_precision_is_ignored_without_a_gpu(caplog):
     with precision_policy(True):
         assert keras.mixed_precision.dtype_policy().name == "float32"
     assert "needs a GPU" in caplog.text
+
+
+def test_intra_op_threads_are_set_before_tensorflow_starts_and_kept_after(caplog):
+    script = ("from asr.train import set_intra_op_threads; set_intra_op_threads(1); "
+              "import tensorflow as tf; tf.constant(1.0) + 1; "
+              "print(tf.config.threading.get_intra_op_parallelism_threads())")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.split()[-1] == "1"
+    tf.constant(1.0) + 1  # this process has started TensorFlow
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    set_intra_op_threads(threads + 3)
+    assert tf.config.threading.get_intra_op_parallelism_threads() == threads
+    assert f"intra_op_threads {threads + 3} not applied" in caplog.text
 
 
 def test_mixed_float16_gets_loss_scaling_and_float32_logits():
