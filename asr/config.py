@@ -100,7 +100,7 @@ class TrainConfig(Checked):
     memory_cache_mb: int = 2048
     # Threads one TensorFlow op may use (process-wide); 0: TensorFlow's default, one per core.
     # 1 leaves CPU cores to the loader's augmentation: the LSTM's small matrix products gain
-    # little from a second thread.
+    # little from a second thread. Sums are then ordered differently: weights differ slightly.
     intra_op_threads: int = 0
 
     def __post_init__(self):
