@@ -229,7 +229,7 @@ def set_intra_op_threads(count: int) -> None:
     TensorFlow takes it only before it runs its first op; asked later for a
     different count, this warns and leaves the count as it is.
     """
-    if not count or tf.config.threading.get_intra_op_parallelism_threads() == count:
+    if not count:
         return
     try:
         tf.config.threading.set_intra_op_parallelism_threads(count)
