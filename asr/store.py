@@ -36,8 +36,9 @@ import numpy as np
 import tensorflow as tf
 
 from asr import audio, augment, features, fileio
+from asr.caches import memory_cache
 from asr.config import AugmentConfig, FeatureConfig, to_dict
-from asr.data import MEMORY_BYTES, memory_cache, pad
+from asr.data import MEMORY_BYTES, pad
 from asr.errors import AsrError
 from asr.manifest_index import ManifestIndex, read_records
 from asr.text import Vocabulary, normalize

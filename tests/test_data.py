@@ -8,8 +8,8 @@ import pytest
 import soundfile
 
 from asr.config import AugmentConfig, FeatureConfig
-from asr.data import (LOADER_NICENESS, BatchSampler, FeatureCache, MemoryCache, UtteranceLoader,
-                      ctc_feasible, filter_utterances, load_example, make_dataset, sampled_dataset)
+from asr.data import (LOADER_NICENESS, BatchSampler, UtteranceLoader, ctc_feasible,
+                      filter_utterances, load_example, make_dataset, sampled_dataset)
 from asr.features import num_frames
 from asr.manifest import Utterance
 from asr.text import Vocabulary
@@ -173,18 +173,6 @@ def test_sampler_cuts_batches_to_a_multiple_of_the_replicas():
     assert [len(batch.indices) for batch in sampler.plan(0)] == [4, 4, 2]
 
 
-def test_feature_cache_is_keyed_by_file_speed_and_features(tmp_path, tone_wav):
-    path = str(tone_wav("a.wav", seconds=0.3))
-    cache = FeatureCache(tmp_path / "cache", FEATURES)
-    values = np.arange(6, dtype=np.float32).reshape(3, 2)
-    cache.save(path, 1.0, values)
-    np.testing.assert_array_equal(cache.load(path, 1.0), values)
-    assert cache.load(path, 1.1) is None
-    assert FeatureCache(tmp_path / "cache", FeatureConfig(n_mels=41)).load(path, 1.0) is None
-    os.utime(path, ns=(0, 0))  # the file changed
-    assert cache.load(path, 1.0) is None
-
-
 def test_loader_reads_features_back_from_the_disk_cache(corpus, tmp_path, monkeypatch):
     vocabulary = Vocabulary()
     first = UtteranceLoader(corpus, vocabulary, FEATURES, memory_bytes=0, cache_dir=tmp_path)
@@ -209,15 +197,6 @@ def test_features_stay_in_memory_only_when_the_corpus_fits(corpus):
     assert fits.loaded == 9 and fits.memory.bytes == frames * FEATURES.size * 4
     assert too_small.loaded == 18 and too_small.memory.bytes == 0
     assert two_speeds.memory.limit_bytes == 0
-
-
-def test_the_memory_cache_is_bounded():
-    cache = MemoryCache(12)
-    cache.put("a", np.zeros(3, np.float32))
-    cache.put("b", np.zeros(1, np.float32))  # 12 + 4 bytes > 12: not kept
-    cache.put("c", (1, 2), nbytes=0)
-    assert cache.get("a") is not None and cache.get("b") is None and cache.get("c") == (1, 2)
-    assert cache.bytes == 12
 
 
 def test_feasibility_allows_for_the_fastest_speed(tone_wav):
