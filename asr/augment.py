@@ -11,7 +11,8 @@ sampler's (seed, epoch) plan, so a resumed run sees the same augmented batches
 as an uninterrupted one. Every function keeps an utterance's length, and the
 loader pads after augmenting, so padding is never augmented. `parse_perturbation`
 turns an evaluation spec (`noise:10`, `reverb:0.5`, `telephone`) into a config
-applying exactly that corruption to every utterance.
+applying exactly that corruption to every utterance, and `perturbed_copies`
+writes the files so corrupted.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import librosa
 import numpy as np
 import scipy.fft
 import scipy.signal
+import soundfile
 import tensorflow as tf
 
+from asr import audio
 from asr.audio import resample
 from asr.config import AugmentConfig, ConfigError, FeatureConfig
 
@@ -248,6 +252,41 @@ def parse_perturbation(spec: str) -> AugmentConfig:
         return replace(off, gain_probability=1.0, gain_db=(numbers[0],) * 2)
     raise ConfigError(f"perturbation {spec!r}: expected noise:SNR, babble:SNR, reverb:RT60[:DRR], "
                       "telephone or gain:DB")
+
+
+def perturbed_copies(paths, config: AugmentConfig, folder, sample_rate: int = 16000,
+                     seed: int = 0) -> list[str]:
+    """Write each file corrupted per `config`'s corruptions to `folder/NNNNN.wav` (32-bit float).
+
+    Returns the copies' paths; a file that cannot be read keeps its own path,
+    so that transcription reports it. Utterance i draws its corruption from
+    (seed, i); babble mixes other files of the list.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def load(path):
+        try:
+            return audio.load_audio(path, sample_rate)
+        except audio.AudioError:
+            return None
+
+    def other_speech(rng):
+        samples = load(paths[rng.integers(len(paths))])
+        return np.zeros(1, np.float32) if samples is None else samples  # a bad file: silence
+
+    copies = []
+    for index, path in enumerate(paths):
+        samples = load(path)
+        if samples is None:
+            copies.append(path)
+            continue
+        corruption = draw_corruption(np.random.default_rng([seed, index]), config)
+        copy = folder / f"{index:05d}.wav"
+        soundfile.write(copy, corrupt(samples, corruption, sample_rate, other_speech), sample_rate,
+                        subtype="FLOAT")
+        copies.append(str(copy))
+    return copies
 
 
 def change_speed(samples: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import soundfile
-
-from asr import audio
-from asr.config import AugmentConfig
 from asr.decode import DecoderConfig
 from asr.manifest import ManifestError, read_manifest
 from asr.metrics import Scored
@@ -31,7 +26,8 @@ def evaluate(model_path, manifest, output_dir, *, decoder: DecoderConfig = Decod
     `asr.augment.parse_perturbation`), the audio is corrupted first, the same
     way for the same `seed`; the copies are kept in `output_dir/perturbed/`.
     """
-    from asr.augment import parse_perturbation  # TensorFlow loads only when a model is scored
+    # TensorFlow loads only when a model is scored
+    from asr.augment import parse_perturbation, perturbed_copies
     from asr.model import load_model
 
     scoring = scoring_normalizer(normalizer)
@@ -55,43 +51,6 @@ def evaluate(model_path, manifest, output_dir, *, decoder: DecoderConfig = Decod
                           normalization=scoring.description, decoder=describe(decoder))
     report["failures"] = [{"audio_filepath": t.path, "error": t.error} for t in failures]
     return report, write_report(report, Path(output_dir)), failures
-
-
-def perturbed_copies(paths, config: AugmentConfig, folder, sample_rate: int = 16000,
-                     seed: int = 0) -> list[str]:
-    """Write each file corrupted per `config`'s corruptions to `folder/NNNNN.wav` (32-bit float).
-
-    Returns the copies' paths; a file that cannot be read keeps its own path,
-    so that transcription reports it. Utterance i draws its corruption from
-    (seed, i); babble mixes other files of the list.
-    """
-    from asr.augment import corrupt, draw_corruption  # with TensorFlow, as scoring a model needs
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def load(path):
-        try:
-            return audio.load_audio(path, sample_rate)
-        except audio.AudioError:
-            return None
-
-    def other_speech(rng):
-        samples = load(paths[rng.integers(len(paths))])
-        return np.zeros(1, np.float32) if samples is None else samples  # a bad file: silence
-
-    copies = []
-    for index, path in enumerate(paths):
-        samples = load(path)
-        if samples is None:
-            copies.append(path)
-            continue
-        corruption = draw_corruption(np.random.default_rng([seed, index]), config)
-        copy = folder / f"{index:05d}.wav"
-        soundfile.write(copy, corrupt(samples, corruption, sample_rate, other_speech), sample_rate,
-                        subtype="FLOAT")
-        copies.append(str(copy))
-    return copies
 
 
 def score_hypotheses(references, hypotheses, output_dir, normalizer: str = "training"):

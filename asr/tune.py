@@ -1,6 +1,7 @@
 """Tuning a language model's fusion weights on a dev set.
 
-`asr tune-lm` runs the acoustic model over a dev manifest once, then decodes its
+`asr tune-lm` runs the acoustic model over a dev manifest once (and over corrupted
+copies of it, `--perturb`), then decodes its
 logits at every (alpha, beta) of a grid (alpha: LM weight, beta: word insertion
 bonus) and keeps the pair with the lowest WER, as a `DecoderConfig` (which
 `asr.decode.save_decoder_config` writes for `--decode-config` to read back).
@@ -10,15 +11,17 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from asr.decode import BeamSearchDecoder, DecoderConfig, GreedyDecoder
 from asr.errors import UsageError
 from asr.lm import LanguageModel, build_kneser_ney, load_language_model, read_sentences
-from asr.manifest import ManifestError, read_manifest
+from asr.manifest import ManifestError, Utterance, read_manifest
 from asr.metrics import error_rates
 from asr.text import Vocabulary
 
@@ -39,6 +42,7 @@ class Tuning:
     greedy_wer: float
     greedy_cer: float
     utterances: int
+    conditions: tuple[str, ...] = ("clean",)  # the dev audio as it is, and how else it was corrupted
 
     @property
     def best(self) -> GridPoint:
@@ -88,8 +92,9 @@ def _rates(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[float,
     return rates["wer"], rates["cer"]
 
 
-def dev_logits(model, manifest, batch_size: int = 16) -> tuple[list[np.ndarray], list[str]]:
-    """Run `model` over a labelled manifest once.
+def dev_logits(model, utterances: list[Utterance], source,
+               batch_size: int = 16) -> tuple[list[np.ndarray], list[str]]:
+    """Run `model` over labelled utterances (from `source`, named in messages) once.
 
     Returns (one (frames, classes) logits array per utterance, normalised references),
     shortest utterance first. Utterances the model cannot be scored on (unreadable
@@ -99,12 +104,12 @@ def dev_logits(model, manifest, batch_size: int = 16) -> tuple[list[np.ndarray],
     from asr.data import filter_utterances, make_dataset
     from asr.model import predict_logits
 
-    utterances, dropped = filter_utterances(read_manifest(manifest), model.vocabulary,
-                                            model.feature_config, model.model_config.subsampling)
+    utterances, dropped = filter_utterances(utterances, model.vocabulary, model.feature_config,
+                                            model.model_config.subsampling)
     if dropped:
-        logging.getLogger(__name__).warning("%s: left out %s", manifest, dict(dropped))
+        logging.getLogger(__name__).warning("%s: left out %s", source, dict(dropped))
     if not utterances:
-        raise ManifestError(f"{manifest}: no utterance the model can be scored on ({dict(dropped)})")
+        raise ManifestError(f"{source}: no utterance the model can be scored on ({dict(dropped)})")
     utterances.sort(key=lambda utterance: utterance.duration)  # batches of similar length pad less
     dataset = make_dataset(utterances, model.vocabulary, model.feature_config, batch_size=batch_size,
                            training=False, cache=False)
@@ -116,19 +121,38 @@ def dev_logits(model, manifest, batch_size: int = 16) -> tuple[list[np.ndarray],
 # The word bonus that best offsets an LM weight grows with it (dev optimum near beta = 8 x alpha for
 # the demo's trigram); up to beta 3 the demo's dev picked the grid's edge, so 30 points reach 6.
 def tune(model_path, manifest, lm_path, alphas: Sequence[float] = (0, 0.25, 0.5, 0.75, 1),
-         betas: Sequence[float] = (0, 1, 2, 3, 4, 6), *, beam_width: int = DecoderConfig.beam_width,
-         batch_size: int = 16, workers: int = 2) -> tuple[Tuning, DecoderConfig]:
+         betas: Sequence[float] = (0, 1, 2, 3, 4, 6), *, perturbations: Sequence[str] = (),
+         beam_width: int = DecoderConfig.beam_width, batch_size: int = 16,
+         workers: int = 2) -> tuple[Tuning, DecoderConfig]:
     """Grid-search alpha and beta for `lm_path` on a dev manifest.
 
+    With `perturbations` (`noise:10`, `reverb:0.5`, ...: `asr.augment.parse_perturbation`),
+    the grid is scored on the dev audio as it is and on a corrupted copy for each,
+    pooled: where a model is nearly perfect on clean dev, every point ties there
+    and only the corrupted copies tell them apart.
     Returns (the tuning table, the decoding config of its best point).
     """
     lm = load_language_model(lm_path)  # before TensorFlow loads, so a bad LM path fails at once
+    from asr.augment import parse_perturbation, perturbed_copies
     from asr.model import load_model
 
+    corruptions = [parse_perturbation(spec) for spec in perturbations]  # fail before the model loads
     model = load_model(model_path)
-    logits, references = dev_logits(model, manifest, batch_size)
+    utterances = read_manifest(manifest)
+    logits, references = dev_logits(model, utterances, manifest, batch_size)
+    with tempfile.TemporaryDirectory() as scratch:
+        for number, (spec, corruption) in enumerate(zip(perturbations, corruptions)):
+            copies = perturbed_copies([utterance.audio_filepath for utterance in utterances],
+                                      corruption, Path(scratch) / str(number),
+                                      model.feature_config.sample_rate)
+            more_logits, more_references = dev_logits(
+                model, [replace(utterance, audio_filepath=copy)
+                        for utterance, copy in zip(utterances, copies)], f"{manifest} + {spec}",
+                batch_size)
+            logits, references = logits + more_logits, references + more_references
     tuning = grid_search(logits, references, model.vocabulary, lm, alphas, betas,
                          beam_width=beam_width, workers=workers)
+    tuning = replace(tuning, conditions=("clean", *perturbations))
     best = tuning.best
     return tuning, DecoderConfig("beam", beam_width, str(lm_path), best.alpha, best.beta)
 
@@ -139,7 +163,7 @@ def tune_transcript_lm(model_path, train_manifests: Sequence, dev_manifest, lm_p
 
     What a recipe without a text corpus of its own decodes with: the LM knows the
     training vocabulary, so beam search turns near-misses ("thre") into words.
-    `grid` goes to `tune` (alphas, betas, beam_width, batch_size, workers).
+    `grid` goes to `tune` (alphas, betas, perturbations, beam_width, batch_size, workers).
     """
     build_kneser_ney(read_sentences(manifests=train_manifests), order=order).save_arpa(lm_path)
     return tune(model_path, dev_manifest, lm_path, **grid)
@@ -151,7 +175,8 @@ def format_tuning(tuning: Tuning) -> str:
     betas = list(dict.fromkeys(point.beta for point in tuning.points))
     wer = {(point.alpha, point.beta): point.wer for point in tuning.points}
     best = tuning.best
-    lines = [f"dev WER (%) on {tuning.utterances} utterances; greedy {100 * tuning.greedy_wer:.2f}",
+    lines = [f"dev WER (%) on {tuning.utterances} utterances ({', '.join(tuning.conditions)}); "
+             f"greedy {100 * tuning.greedy_wer:.2f}",
              "alpha \\ beta" + "".join(f"{beta:>9g}" for beta in betas)]
     starred = {(best.alpha, best.beta): "*"}
     for alpha in alphas:

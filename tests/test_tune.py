@@ -8,7 +8,7 @@ from asr.decode import load_decoder_config
 from asr.lm import LanguageModelError, build_kneser_ney, load_language_model
 from asr.text import Vocabulary
 from asr.errors import UsageError
-from asr.tune import format_tuning, grid_search, tune_transcript_lm
+from asr.tune import format_tuning, grid_search, tune, tune_transcript_lm
 from ctc_logits import frames, spell
 
 VOCABULARY = Vocabulary()
@@ -60,8 +60,9 @@ def test_tune_lm_writes_the_config_that_evaluate_reads(trained_model, speech_cor
     assert main(["build-lm", "--manifest", str(speech_corpus["train"]), "--out", str(lm)]) == 0
     assert main(["tune-lm", "--model", str(trained_model), "--manifest", str(speech_corpus["dev"]),
                  "--lm", str(lm), "--alphas", "0,0.5", "--betas", "1", "--beam-width", "4",
-                 "--workers", "1", "--output", str(config)]) == 0
-    assert "alpha \\ beta" in capsys.readouterr().out
+                 "--workers", "1", "--output", str(config), "--perturb", "telephone"]) == 0
+    assert "(clean, telephone)" in capsys.readouterr().out
+    assert "16 utterances: clean, telephone" in config.read_text()
     tuned = load_decoder_config(config)
     assert (tuned.decoder, tuned.beam_width, tuned.beta) == ("beam", 4, 1.0) and tuned.alpha in (0.0, 0.5)
 
@@ -87,3 +88,39 @@ def test_a_transcript_lm_knows_the_training_words_and_is_tuned_on_dev(trained_mo
     assert (decoder.decoder, decoder.lm_path) == ("beam", str(lm_path))
     assert (decoder.alpha, decoder.beta) == (tuning.best.alpha, tuning.best.beta)
     assert len(tuning.points) == 2
+
+
+def test_tuning_pools_dev_with_its_corrupted_copies(trained_model, speech_corpus, tmp_path):
+    from dataclasses import replace
+
+    from asr.augment import parse_perturbation, perturbed_copies
+    from asr.manifest import read_manifest, write_manifest
+
+    perturbations, grid = ("noise:0", "telephone"), dict(alphas=(0.5,), betas=(1.0,), workers=1)
+    tuning, _ = tune_transcript_lm(trained_model, [speech_corpus["train"]], speech_corpus["dev"],
+                                   tmp_path / "lm.arpa", order=2, perturbations=perturbations, **grid)
+    assert tuning.conditions == ("clean", *perturbations) and tuning.utterances == 3 * 8
+    assert "(clean, noise:0, telephone)" in format_tuning(tuning)
+    # Each condition tuned on its own manifest: the copies written by hand, with the same seed.
+    dev = read_manifest(speech_corpus["dev"])
+    manifests = [speech_corpus["dev"]]
+    for perturbation in perturbations:
+        copies = perturbed_copies([u.audio_filepath for u in dev], parse_perturbation(perturbation),
+                                  tmp_path / perturbation.replace(":", ""))
+        manifests.append(tmp_path / f"{perturbation.replace(':', '')}.jsonl")
+        write_manifest([replace(u, audio_filepath=copy) for u, copy in zip(dev, copies)], manifests[-1])
+    alone = [tune(trained_model, manifest, tmp_path / "lm.arpa", **grid)[0] for manifest in manifests]
+    # The same references under each condition: pooled error rates are the conditions' mean.
+    assert tuning.greedy_cer == pytest.approx(np.mean([one.greedy_cer for one in alone]))
+    assert tuning.points[0].wer == pytest.approx(np.mean([one.points[0].wer for one in alone]))
+    assert len({one.greedy_cer for one in alone}) > 1  # the corruptions changed what the model heard
+
+
+def test_a_bad_perturbation_is_named_before_the_model_loads(speech_corpus, tmp_path):
+    from asr.config import ConfigError
+
+    lm = tmp_path / "lm.arpa"
+    build_kneser_ney(["one two"]).save_arpa(lm)
+    with pytest.raises(ConfigError, match="fog:3"):
+        tune_transcript_lm(tmp_path / "missing.keras", [speech_corpus["train"]], speech_corpus["dev"], lm,
+                           perturbations=("fog:3",))

@@ -137,6 +137,9 @@ def _add_tune_lm_parser(commands) -> None:
                          default=",".join(map(str, library_default(tune, "alphas"))))
     tune_lm.add_argument("--betas", type=_numbers, help="comma-separated word bonuses",
                          default=",".join(map(str, library_default(tune, "betas"))))
+    tune_lm.add_argument("--perturb", nargs="+", default=(), metavar="SPEC",
+                         help="also score the grid on dev corrupted each way (noise:SNR, babble:SNR, "
+                              "reverb:RT60[:DRR], telephone, gain:DB), pooled with clean dev")
     tune_lm.add_argument("--beam-width", type=int, default=library_default(tune, "beam_width"),
                          help="beam width")
     tune_lm.add_argument("--batch-size", type=int, default=library_default(tune, "batch_size"),
@@ -331,12 +334,14 @@ def _tune_lm(args) -> int:
 
     _start_tensorflow(args)
     tuning, config = tune(args.model, args.manifest, args.lm, alphas=args.alphas, betas=args.betas,
-                          beam_width=args.beam_width, batch_size=args.batch_size, workers=args.workers)
+                          perturbations=args.perturb, beam_width=args.beam_width,
+                          batch_size=args.batch_size, workers=args.workers)
     print(format_tuning(tuning))
     if args.output:
         best = tuning.best
         save_decoder_config(config, args.output, comment=(
-            f"asr tune-lm on {args.manifest} ({tuning.utterances} utterances) with {args.model}: "
+            f"asr tune-lm on {args.manifest} ({tuning.utterances} utterances: "
+            f"{', '.join(tuning.conditions)}) with {args.model}: "
             f"WER {100 * best.wer:.2f}% (greedy {100 * tuning.greedy_wer:.2f}%)"))
         print(f"decoding config: {args.output}")
     return EXIT_OK
