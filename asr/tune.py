@@ -1,9 +1,9 @@
 """Tuning a language model's fusion weights on a dev set.
 
-`asr tune-lm` runs the acoustic model over a dev manifest once (and over corrupted
-copies of it, `--perturb`), then decodes its
-logits at every (alpha, beta) of a grid (alpha: LM weight, beta: word insertion
-bonus) and keeps the pair with the lowest WER, as a `DecoderConfig` (which
+`asr tune-lm` runs the acoustic model over a dev manifest once (and over
+corrupted copies of it, `--perturb`), then decodes its logits at every
+(alpha, beta) of a grid (alpha: LM weight, beta: word insertion bonus) and keeps
+the pair with the lowest WER, as a `DecoderConfig` (which
 `asr.decode.save_decoder_config` writes for `--decode-config` to read back).
 """
 
@@ -140,15 +140,15 @@ def tune(model_path, manifest, lm_path, alphas: Sequence[float] = (0, 0.25, 0.5,
     model = load_model(model_path)
     utterances = read_manifest(manifest)
     logits, references = dev_logits(model, utterances, manifest, batch_size)
-    with tempfile.TemporaryDirectory() as scratch:
+    paths = [utterance.audio_filepath for utterance in utterances]
+    with tempfile.TemporaryDirectory() as scratch:  # the copies are needed only for their logits
         for number, (spec, corruption) in enumerate(zip(perturbations, corruptions)):
-            copies = perturbed_copies([utterance.audio_filepath for utterance in utterances],
-                                      corruption, Path(scratch) / str(number),
+            copies = perturbed_copies(paths, corruption, Path(scratch) / str(number),
                                       model.feature_config.sample_rate)
-            more_logits, more_references = dev_logits(
-                model, [replace(utterance, audio_filepath=copy)
-                        for utterance, copy in zip(utterances, copies)], f"{manifest} + {spec}",
-                batch_size)
+            corrupted = [replace(utterance, audio_filepath=copy)
+                         for utterance, copy in zip(utterances, copies)]
+            more_logits, more_references = dev_logits(model, corrupted, f"{manifest} + {spec}",
+                                                      batch_size)
             logits, references = logits + more_logits, references + more_references
     tuning = grid_search(logits, references, model.vocabulary, lm, alphas, betas,
                          beam_width=beam_width, workers=workers)
