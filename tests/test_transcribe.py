@@ -260,6 +260,17 @@ def outputs_are_complete(out: Path) -> int:
     return len(texts)
 
 
+@pytest.fixture
+def ctrl_c_interrupts():
+    """Python's own SIGINT handler, even where pytest was started with SIGINT ignored (as a
+    shell starts background jobs), in which case Python leaves it ignored. Child processes
+    then start with SIGINT's default, since exec resets handled signals but not ignored ones."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_ctrl_c_leaves_complete_outputs_and_the_summaries(trained_model, speech_corpus, tmp_path,
                                                           monkeypatch):
     paths = [u.audio_filepath for u in read_manifest(speech_corpus["train"])][:8]
@@ -280,6 +291,7 @@ def test_ctrl_c_leaves_complete_outputs_and_the_summaries(trained_model, speech_
     assert not list(out.rglob(".tmp-*"))
 
 
+@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_interrupted_and_killed_runs_leave_only_complete_outputs(trained_model, speech_corpus, tmp_path):
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
