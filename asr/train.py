@@ -25,6 +25,7 @@ import tensorflow as tf
 from keras import ops
 
 from asr import keras_compat
+from asr.allocator import keep_freed_memory
 from asr.backup import TrainingBackup
 from asr.config import ConfigError, ExperimentConfig, save_config, to_dict
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
@@ -173,6 +174,7 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     from `output_dir/backup`.
     """
     set_intra_op_threads(config.train.intra_op_threads)  # before TensorFlow runs an op
+    keep_freed_memory()  # steps reuse the pages the step before freed (asr.allocator)
     strategy = make_strategy(config.train.strategy)  # multi-worker: before any other TF op
     source = load_model(init_from) if init_from else None
     vocabulary = vocabulary or (source.vocabulary if source else Vocabulary())
