@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -77,10 +78,12 @@ def _decode_each(decoders: list[BeamSearchDecoder], logits: list[np.ndarray],
         return [_texts(decoder, logits) for decoder in decoders]
     # Spawned rather than forked: the parent has TensorFlow's threads running. The
     # workers import asr.tune, whose TensorFlow imports wait inside functions.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(decoders))) as pool:
-        pending = [pool.apply_async(_texts, (decoder, logits)) for decoder in decoders]
-        return [result.get() for result in pending]
+    # An executor rather than multiprocessing.Pool, which restarts a worker that dies on
+    # start-up forever; the executor raises BrokenProcessPool.
+    with ProcessPoolExecutor(min(workers, len(decoders)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = [pool.submit(_texts, decoder, logits) for decoder in decoders]
+        return [result.result() for result in pending]
 
 
 def _texts(decoder: BeamSearchDecoder, logits: list[np.ndarray]) -> list[str]:

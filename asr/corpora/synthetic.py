@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import random
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -194,15 +195,18 @@ def _render_all(jobs: list[_Job], out_dir: Path, workers: int) -> dict[str, floa
     """Render jobs in fixed batches, each in a fresh process; returns duration by id.
 
     eSpeak carries state from one utterance to the next (see `espeak`), so
-    a batch is reproducible only from a fresh process: `maxtasksperchild=1`
+    a batch is reproducible only from a fresh process: `max_tasks_per_child=1`
     gives each batch its own, and spawning keeps a parent's threads (e.g.
     TensorFlow's) out of the children.
     """
     batches = [jobs[start:start + _WORKER_BATCH] for start in range(0, len(jobs), _WORKER_BATCH)]
     logging.getLogger(__name__).info("synthesising %d utterances in %s", len(jobs), out_dir)
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(max(1, min(workers, len(batches))), maxtasksperchild=1) as pool:
-        results = pool.map(_render_batch, [(batch, out_dir) for batch in batches], chunksize=1)
+    # An executor rather than multiprocessing.Pool: a worker that cannot start (say, the
+    # caller's script is not importable, as spawning needs) raises BrokenProcessPool
+    # there, where Pool starts another worker, forever.
+    with ProcessPoolExecutor(max(1, min(workers, len(batches))), max_tasks_per_child=1,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(_render_batch, [(batch, out_dir) for batch in batches]))
     return {job_id: seconds for batch in results for job_id, seconds in batch}
 
 
