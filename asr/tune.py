@@ -77,9 +77,9 @@ def _decode_each(decoders: list[BeamSearchDecoder], logits: list[np.ndarray],
     if workers <= 1 or len(decoders) == 1:
         return [_texts(decoder, logits) for decoder in decoders]
     # Spawned rather than forked: the parent has TensorFlow's threads running. The
-    # workers import asr.tune, whose TensorFlow imports wait inside functions.
-    # An executor rather than multiprocessing.Pool, which restarts a worker that dies on
-    # start-up forever; the executor raises BrokenProcessPool.
+    # workers import asr.tune, whose TensorFlow imports wait inside functions. An executor,
+    # not multiprocessing.Pool: a worker that dies on start-up raises BrokenProcessPool
+    # instead of being restarted for ever.
     with ProcessPoolExecutor(min(workers, len(decoders)),
                              mp_context=multiprocessing.get_context("spawn")) as pool:
         pending = [pool.submit(_texts, decoder, logits) for decoder in decoders]

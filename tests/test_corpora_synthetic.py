@@ -124,8 +124,9 @@ def test_bad_arguments_are_rejected(tmp_path):
 
 def test_a_caller_spawned_workers_cannot_import_fails_instead_of_hanging(tmp_path):
     # Spawned workers re-import the caller's main script; from stdin there is none to import.
-    script = f"from asr.corpora.synthetic import make_synthetic_corpus\n" \
-             f"make_synthetic_corpus({str(tmp_path)!r}, train_utterances=2, dev_utterances=1, test_utterances=1)\n"
+    script = ("from asr.corpora.synthetic import make_synthetic_corpus\n"
+              f"make_synthetic_corpus({str(tmp_path)!r}, train_utterances=2, dev_utterances=1, "
+              "test_utterances=1)\n")
     run = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0
     assert "BrokenProcessPool" in run.stderr
