@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import sys
 import time
 import warnings
@@ -22,19 +21,16 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
-from keras import ops
 
 from asr import keras_compat
 from asr.allocator import keep_freed_memory
 from asr.backup import TrainingBackup
+from asr.callbacks import BestModel, DevErrorRates, FollowEpochs, LearningRateLog, LossGuard, WarmupDecay
 from asr.config import ConfigError, ExperimentConfig, save_config, to_dict
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
-from asr.fileio import atomic_path, remove_stale_temporaries, write_json
-from asr.decode import greedy_decode_batch
-from asr.errors import JobFailed
+from asr.fileio import remove_stale_temporaries, write_json
 from asr.manifest import ManifestError, read_manifest
-from asr.metrics import error_rates
-from asr.model import ModelError, SpeechRecognizer, build_model, load_model, predict_logits
+from asr.model import ModelError, SpeechRecognizer, build_model, load_model
 from asr.store import StoreLoader
 from asr.text import Vocabulary
 
@@ -49,119 +45,6 @@ class TrainResult:
     epochs: int
     seconds: float
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-class TrainingDiverged(JobFailed):
-    """A batch's loss was not finite or above `train.max_loss`; the message names its utterances."""
-
-
-@keras.saving.register_keras_serializable(package="asr")
-class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from 0 to `peak` over `warmup_steps`, then decay to `floor` at `total_steps`.
-
-    `shape` is "cosine" (half a cosine period) or "exponential" (a constant
-    ratio per step). Steps past `total_steps` stay at `floor`.
-    """
-
-    def __init__(self, peak: float, warmup_steps: int, total_steps: int, floor: float = 0.0,
-                 shape: str = "cosine"):
-        if shape not in ("cosine", "exponential"):
-            raise ValueError(f"unknown decay shape {shape!r} (expected 'cosine' or 'exponential')")
-        self.peak, self.floor, self.shape = peak, floor, shape
-        self.warmup_steps, self.total_steps = warmup_steps, total_steps
-
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        warmup = ops.cast(max(self.warmup_steps, 1), "float32")
-        span = ops.cast(max(self.total_steps - self.warmup_steps, 1), "float32")
-        progress = ops.clip((step - self.warmup_steps) / span, 0.0, 1.0)
-        if self.shape == "cosine":
-            decayed = self.floor + (self.peak - self.floor) * 0.5 * (1 + ops.cos(math.pi * progress))
-        else:
-            decayed = self.peak * ops.power(self.floor / self.peak, progress)
-        return ops.where(step < self.warmup_steps, self.peak * step / warmup, decayed)
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps,
-                "total_steps": self.total_steps, "floor": self.floor, "shape": self.shape}
-
-
-class DevErrorRates(keras.callbacks.Callback):
-    """Greedy-decodes the dev set after each epoch and logs `val_wer` and `val_cer`.
-
-    Listed before checkpointing and early stopping, which read these keys.
-    """
-
-    def __init__(self, dataset, references: list[str], vocabulary: Vocabulary):
-        super().__init__()
-        self.dataset, self.references, self.vocabulary = dataset, references, vocabulary
-
-    def on_epoch_end(self, epoch, logs=None):
-        hypotheses = []
-        for logits, lengths in predict_logits(self.model, self.dataset):
-            hypotheses += greedy_decode_batch(logits, lengths, self.vocabulary)
-        rates = error_rates(self.references, hypotheses)
-        logs["val_wer"], logs["val_cer"] = rates["wer"], rates["cer"]
-
-
-class FollowEpochs(keras.callbacks.Callback):
-    """Points the sampler at each epoch's plan, skipping the batches a resumed epoch has done."""
-
-    def __init__(self, sampler: BatchSampler, first_epoch: int = 0, skip: int = 0):
-        super().__init__()
-        self.sampler, self.first_epoch, self.skip = sampler, first_epoch, skip
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.sampler.set_epoch(epoch, self.skip if epoch == self.first_epoch else 0)
-
-
-class LossGuard(keras.callbacks.Callback):
-    """Stops training at the first batch whose loss is not finite or exceeds `limit`.
-
-    Keras logs the epoch's running mean, weighted by batch size; the sampler's
-    plan gives the sizes, so the batch's own loss, and its utterances, follow.
-    """
-
-    def __init__(self, sampler: BatchSampler, ids: list[str], limit: float):
-        super().__init__()
-        self.sampler, self.ids, self.limit = sampler, ids, limit
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.batches, self.epoch = list(self.sampler), epoch
-        self.total, self.count = 0.0, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        planned = self.batches[batch]
-        count = self.count + len(planned.indices)
-        total = float(logs["loss"]) * count
-        loss = (total - self.total) / len(planned.indices)
-        self.total, self.count = total, count
-        if not math.isfinite(loss) or loss > self.limit:
-            names = ", ".join(self.ids[i] for i in planned.indices)
-            raise TrainingDiverged(
-                f"epoch {self.epoch + 1}, batch {self.sampler.skip + batch + 1}: loss {loss:.4g} "
-                f"(limit train.max_loss={self.limit:g}); utterances: {names}")
-
-
-class LearningRateLog(keras.callbacks.Callback):
-    """Logs the rate a schedule reached as `learning_rate`, the key ReduceLROnPlateau writes."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-class BestModel(keras.callbacks.Callback):
-    """Saves the model whenever `val_wer` improves, atomically (`asr.fileio`)."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path, self.best = path, math.inf
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs.get("val_wer", math.inf) < self.best:
-            self.best = logs["val_wer"]
-            with atomic_path(self.path) as partial:
-                self.model.save(partial)
 
 
 def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = None,

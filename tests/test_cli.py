@@ -109,7 +109,7 @@ def test_a_bug_shows_its_traceback_rather_than_a_usage_line(tmp_path, monkeypatc
 
 
 def test_a_job_that_fails_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
-    from asr.train import TrainingDiverged
+    from asr.callbacks import TrainingDiverged
 
     def diverge(*args, **kwargs):
         raise TrainingDiverged("epoch 1, batch 3: loss inf (limit train.max_loss=1e+04); utterances: a, b")

@@ -18,13 +18,12 @@ import soundfile
 import tensorflow as tf
 
 from asr.config import ConfigError, FeatureConfig, ModelConfig, load_config
-from asr.data import BatchSampler
 from asr.manifest import Utterance, write_manifest
 from asr.model import ModelError, build_model, load_model
 from asr.store import build_store
 from asr.text import Vocabulary
-from asr.train import (LossGuard, TrainingDiverged, WarmupDecay, copy_weights, precision_policy,
-                       set_intra_op_threads, train)
+from asr.callbacks import TrainingDiverged
+from asr.train import copy_weights, precision_policy, set_intra_op_threads, train
 from conftest import TINY_MODEL, make_tone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,39 +135,6 @@ def test_a_diverging_run_stops_and_names_the_batch(tmp_path):
     dropped = json.loads((tmp_path / "run" / "dropped.json").read_text())
     assert dropped == {"train": {"transcript too long for its audio": 1},
                        "dev": {"transcript too long for its audio": 1}}
-
-
-def test_loss_guard_recovers_each_batch_loss_from_the_running_mean():
-    sampler = BatchSampler([0.5] * 7, FeatureConfig(), batch_size=3, shuffle=True, seed=4)
-    plan = sampler.plan(0)
-    ids = [f"utterance-{i}" for i in range(7)]
-    guard = LossGuard(sampler, ids, limit=100.0)
-    guard.on_epoch_begin(0)
-    total = count = 0
-    for batch, (planned, loss) in enumerate(zip(plan, [50.0, 90.0, 150.0])):
-        total, count = total + loss * len(planned.indices), count + len(planned.indices)
-        if loss > 100:  # the running mean, (50 * 3 + 90 * 3 + 150) / 7 = 81, is below the limit
-            with pytest.raises(TrainingDiverged, match="batch 3: loss 150 ") as error:
-                guard.on_train_batch_end(batch, {"loss": total / count})
-            assert error.value.args[0].endswith(", ".join(ids[i] for i in planned.indices))
-        else:
-            guard.on_train_batch_end(batch, {"loss": total / count})
-    guard.on_epoch_begin(1)
-    with pytest.raises(TrainingDiverged, match="loss nan"):
-        guard.on_train_batch_end(0, {"loss": math.nan})
-
-
-@pytest.mark.parametrize("shape", ["cosine", "exponential"])
-def test_warmup_then_decay(shape):
-    schedule = WarmupDecay(peak=1e-3, warmup_steps=10, total_steps=110, floor=1e-5, shape=shape)
-    rate = lambda step: float(schedule(step))  # noqa: E731
-    assert rate(0) == 0 and rate(5) == pytest.approx(5e-4) and rate(10) == pytest.approx(1e-3)
-    assert rate(60) == pytest.approx(5.05e-4 if shape == "cosine" else 1e-4, rel=1e-4)
-    assert rate(110) == pytest.approx(1e-5) and rate(500) == pytest.approx(1e-5)
-    decaying = [rate(step) for step in range(10, 111, 10)]
-    assert decaying == sorted(decaying, reverse=True)
-    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
-    assert isinstance(restored, WarmupDecay) and float(restored(60)) == rate(60)
 
 
 def test_fine_tuning_copies_all_but_a_new_output_layer():

@@ -1,0 +1,43 @@
+"""Training's callbacks and schedule, against hand-computed running means and rates."""
+
+import math
+
+import keras
+import pytest
+
+from asr.callbacks import LossGuard, TrainingDiverged, WarmupDecay
+from asr.config import FeatureConfig
+from asr.data import BatchSampler
+
+
+def test_loss_guard_recovers_each_batch_loss_from_the_running_mean():
+    sampler = BatchSampler([0.5] * 7, FeatureConfig(), batch_size=3, shuffle=True, seed=4)
+    plan = sampler.plan(0)
+    ids = [f"utterance-{i}" for i in range(7)]
+    guard = LossGuard(sampler, ids, limit=100.0)
+    guard.on_epoch_begin(0)
+    total = count = 0
+    for batch, (planned, loss) in enumerate(zip(plan, [50.0, 90.0, 150.0])):
+        total, count = total + loss * len(planned.indices), count + len(planned.indices)
+        if loss > 100:  # the running mean, (50 * 3 + 90 * 3 + 150) / 7 = 81, is below the limit
+            with pytest.raises(TrainingDiverged, match="batch 3: loss 150 ") as error:
+                guard.on_train_batch_end(batch, {"loss": total / count})
+            assert error.value.args[0].endswith(", ".join(ids[i] for i in planned.indices))
+        else:
+            guard.on_train_batch_end(batch, {"loss": total / count})
+    guard.on_epoch_begin(1)
+    with pytest.raises(TrainingDiverged, match="loss nan"):
+        guard.on_train_batch_end(0, {"loss": math.nan})
+
+
+@pytest.mark.parametrize("shape", ["cosine", "exponential"])
+def test_warmup_then_decay(shape):
+    schedule = WarmupDecay(peak=1e-3, warmup_steps=10, total_steps=110, floor=1e-5, shape=shape)
+    rate = lambda step: float(schedule(step))  # noqa: E731
+    assert rate(0) == 0 and rate(5) == pytest.approx(5e-4) and rate(10) == pytest.approx(1e-3)
+    assert rate(60) == pytest.approx(5.05e-4 if shape == "cosine" else 1e-4, rel=1e-4)
+    assert rate(110) == pytest.approx(1e-5) and rate(500) == pytest.approx(1e-5)
+    decaying = [rate(step) for step in range(10, 111, 10)]
+    assert decaying == sorted(decaying, reverse=True)
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert isinstance(restored, WarmupDecay) and float(restored(60)) == rate(60)
