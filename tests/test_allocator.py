@@ -6,8 +6,8 @@ import pytest
 
 from asr.allocator import keep_freed_memory
 
-# Frees 100 MB of 64 KiB blocks (below glibc's mmap threshold, so on the heap) and prints
-# how much of it the heap still holds, by glibc's own count (mallinfo2).
+# Frees 100 MB in blocks of argv[2] bytes and prints how much of it the heaps still hold, by
+# glibc's own count (mallinfo2): 64 KiB blocks come from a heap, 128 MiB ones from their own mapping.
 FREE_AND_COUNT = """
 import ctypes, sys
 from asr.allocator import keep_freed_memory
@@ -22,7 +22,8 @@ libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
 libc.mallinfo2.restype = MallInfo2
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
-blocks = [libc.malloc(64 * 1024) for _ in range(1600)]
+size = int(sys.argv[2])
+blocks = [libc.malloc(size) for _ in range(max(1, 100 * 10**6 // size))]
 for block in reversed(blocks):
     libc.free(block)
 print(libc.mallinfo2().fordblks)
@@ -31,16 +32,17 @@ print(libc.mallinfo2().fordblks)
 glibc = pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="needs glibc 2.33+")
 
 
-def freed_bytes_kept(setting: str) -> int:
-    run = subprocess.run([sys.executable, "-c", FREE_AND_COUNT, setting],
+def freed_bytes_kept(setting: str, block_bytes: int) -> int:
+    run = subprocess.run([sys.executable, "-c", FREE_AND_COUNT, setting, str(block_bytes)],
                          capture_output=True, text=True, check=True)
     return int(run.stdout)
 
 
 @glibc
-def test_freed_memory_stays_in_the_heap_instead_of_going_back_to_the_kernel():
-    assert freed_bytes_kept("default") < 10 * 2**20  # trimmed back to the kernel
-    assert freed_bytes_kept("keep") > 100 * 10**6  # all of it, for the next step
+@pytest.mark.parametrize("block_bytes", [64 << 10, 128 << 20])
+def test_freed_memory_stays_in_the_heap_instead_of_going_back_to_the_kernel(block_bytes):
+    assert freed_bytes_kept("default", block_bytes) < 10 * 2**20  # trimmed or unmapped
+    assert freed_bytes_kept("keep", block_bytes) > 100 * 10**6  # all of it, for the next step
 
 
 @glibc
