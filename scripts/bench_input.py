@@ -34,6 +34,7 @@ import keras  # noqa: E402  (after the log level, which TensorFlow reads at impo
 import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 
+from asr.allocator import keep_freed_memory  # noqa: E402
 from asr.config import load_config  # noqa: E402
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, sampled_dataset  # noqa: E402
 from asr.manifest import Utterance, read_manifest  # noqa: E402
@@ -103,6 +104,7 @@ def main(argv=None) -> int:
 
     config = load_config(args.config)
     set_intra_op_threads(config.train.intra_op_threads)  # as training runs the step
+    keep_freed_memory()
     vocabulary, features = Vocabulary(), config.features
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
