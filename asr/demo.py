@@ -15,7 +15,7 @@ from pathlib import Path
 
 from asr.config import ExperimentConfig
 from asr.corpora.synthetic import make_synthetic_corpus
-from asr.decode import DecoderConfig
+from asr.decoder_config import DecoderConfig
 from asr.evaluate import evaluate
 from asr.train import TrainResult, train
 from asr.tune import tune_transcript_lm

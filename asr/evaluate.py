@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr.decode import DecoderConfig
+from asr.decoder_config import DecoderConfig
 from asr.manifest import ManifestError, read_manifest
 from asr.metrics import Scored
 from asr.report import (build_report, compare_reports, read_pairs, read_report, write_comparison,

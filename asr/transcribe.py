@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from asr import audio, chunking, timestamps
-from asr.decode import DecoderConfig, log_softmax
+from asr.decode import log_softmax
+from asr.decoder_config import DecoderConfig
 from asr.errors import UsageError
 from asr.timestamps import Word
 

@@ -4,7 +4,7 @@
 corrupted copies of it, `--perturb`), then decodes its logits at every
 (alpha, beta) of a grid (alpha: LM weight, beta: word insertion bonus) and keeps
 the pair with the lowest WER, as a `DecoderConfig` (which
-`asr.decode.save_decoder_config` writes for `--decode-config` to read back).
+`asr.decoder_config.save_decoder_config` writes for `--decode-config` to read back).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.decode import BeamSearchDecoder, DecoderConfig, GreedyDecoder
+from asr.decode import BeamSearchDecoder, GreedyDecoder
+from asr.decoder_config import DecoderConfig
 from asr.errors import UsageError
 from asr.lm import LanguageModel, build_kneser_ney, load_language_model, read_sentences
 from asr.manifest import ManifestError, Utterance, read_manifest

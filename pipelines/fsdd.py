@@ -23,7 +23,7 @@ from pathlib import Path
 
 from asr.config import load_config
 from asr.corpora.fsdd import CONNECTED_DIGITS, prepare_fsdd
-from asr.decode import DecoderConfig
+from asr.decoder_config import DecoderConfig
 from asr.errors import EXIT_OK, exit_status
 from asr.evaluate import evaluate
 from asr.train import train

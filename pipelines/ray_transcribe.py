@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from asr.cli import add_transcribe_arguments, decoder_config
-from asr.decode import DecoderConfig
+from asr.decoder_config import DecoderConfig
 from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from asr.inputs import expand_inputs
 from asr.transcribe import Transcript

@@ -123,7 +123,7 @@ def test_a_job_that_fails_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
 def test_help_shows_the_library_defaults():
     """Defaults are read from the library (dataclasses and signatures), never typed twice."""
     from asr.cli import _parser
-    from asr.decode import DecoderConfig
+    from asr.decoder_config import DecoderConfig
 
     commands = _parser()._subparsers._group_actions[0].choices
     transcribe = commands["transcribe"].format_help()

@@ -18,7 +18,7 @@ from keras import ops
 
 from asr.cli import main
 from asr.config import FeatureConfig, ModelConfig, to_dict
-from asr.decode import DecoderConfig
+from asr.decoder_config import DecoderConfig
 from asr.manifest import read_manifest
 from asr.model import SpeechRecognizer, load_model
 from asr.text import DEFAULT_CHARACTERS

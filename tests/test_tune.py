@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from asr.cli import main
-from asr.decode import load_decoder_config
+from asr.decoder_config import load_decoder_config
 from asr.lm import LanguageModelError, build_kneser_ney, load_language_model
 from asr.text import Vocabulary
 from asr.errors import UsageError

@@ -19,7 +19,7 @@ from asr.chunking import MAX_SECONDS
 from asr.cli.options import HelpFormatter, add_config_arguments, library_default
 from asr.cli.prepare import add_prepare_commands
 from asr.config import choices
-from asr.decode import DecoderConfig
+from asr.decoder_config import DecoderConfig
 from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from asr.evaluate import evaluate as evaluate_model
 from asr.lm import build_kneser_ney
@@ -209,7 +209,7 @@ def _add_decoder_arguments(parser):
 
 def decoder_config(args):
     """The DecoderConfig that --decode-config and the decoding flags describe."""
-    from asr.decode import load_decoder_config, override_decoder_config, parse_hotwords
+    from asr.decoder_config import load_decoder_config, override_decoder_config, parse_hotwords
 
     config = load_decoder_config(args.decode_config) if args.decode_config else DecoderConfig()
     return override_decoder_config(
@@ -329,7 +329,7 @@ def _build_lm(args) -> int:
 
 
 def _tune_lm(args) -> int:
-    from asr.decode import save_decoder_config
+    from asr.decoder_config import save_decoder_config
     from asr.tune import format_tuning
 
     _start_tensorflow(args)
