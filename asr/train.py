@@ -56,8 +56,7 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     that model's, else to `Vocabulary()`. Running the same call again resumes
     from `output_dir/backup`.
     """
-    set_intra_op_threads(config.train.intra_op_threads)  # before TensorFlow runs an op
-    keep_freed_memory()  # steps reuse the pages the step before freed (asr.allocator)
+    configure_process(config.train)  # before TensorFlow runs an op
     strategy = make_strategy(config.train.strategy)  # multi-worker: before any other TF op
     source = load_model(init_from) if init_from else None
     vocabulary = vocabulary or (source.vocabulary if source else Vocabulary())
@@ -106,6 +105,16 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     dev_wers = history.get("val_wer", [])
     return TrainResult(output_dir / BEST_MODEL, min(dev_wers) if dev_wers else None,
                        len(dev_wers), seconds, dropped)
+
+
+def configure_process(train_config) -> None:
+    """The process-wide settings training steps run with: `train.intra_op_threads`, and
+    glibc's malloc keeping what a step frees for the next (`asr.allocator`).
+
+    Call before TensorFlow runs its first op.
+    """
+    set_intra_op_threads(train_config.intra_op_threads)
+    keep_freed_memory()
 
 
 def set_intra_op_threads(count: int) -> None:

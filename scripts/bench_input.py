@@ -34,13 +34,12 @@ import keras  # noqa: E402  (after the log level, which TensorFlow reads at impo
 import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 
-from asr.allocator import keep_freed_memory  # noqa: E402
 from asr.config import load_config  # noqa: E402
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, sampled_dataset  # noqa: E402
 from asr.manifest import Utterance, read_manifest  # noqa: E402
 from asr.model import build_model  # noqa: E402
 from asr.text import Vocabulary  # noqa: E402
-from asr.train import set_intra_op_threads  # noqa: E402
+from asr.train import configure_process  # noqa: E402
 
 FSDD = Path("work/fsdd/train.jsonl")
 
@@ -103,8 +102,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     config = load_config(args.config)
-    set_intra_op_threads(config.train.intra_op_threads)  # as training runs the step
-    keep_freed_memory()
+    configure_process(config.train)  # threads and allocator as training runs the step
     vocabulary, features = Vocabulary(), config.features
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
