@@ -14,9 +14,10 @@ output is about 230 MB a batch): on the demo's model, a batch of 64 x 3.5 s,
 page faults per step went from 52,000-111,000 to 4,700-5,000 and system time
 from 0.20-0.37 s to 0.065 s (user time 1.4-1.5 s). The whole demo (15 epochs,
 on one 2-core machine) went from about 31 min without these settings to 21.1 min
-with the first two (seed 0) and 18.8 min with all three (seed 1: the same work). The arithmetic is untouched, so losses are the same
-to the last digit; the cost is memory (the demo's peak RSS 2.30 -> 2.69 GB for
-the third setting), and each heap keeps at most `trim_bytes` free.
+with the first two (seed 0) and 18.8 min with all three (seed 1: the same work).
+The arithmetic is untouched, so losses are the same to the last digit; the cost
+is memory (the demo's peak RSS 2.30 -> 2.69 GB for the third setting), and each
+heap keeps at most `trim_bytes` free.
 """
 
 from __future__ import annotations
@@ -41,4 +42,4 @@ def keep_freed_memory(trim_bytes: int = 1 << 30, top_pad_bytes: int = 256 << 20)
     if mallopt is None:
         return False
     settings = ((M_TRIM_THRESHOLD, trim_bytes), (M_TOP_PAD, top_pad_bytes), (M_MMAP_MAX, 0))
-    return all([bool(mallopt(parameter, value)) for parameter, value in settings])
+    return all([bool(mallopt(parameter, value)) for parameter, value in settings])  # each one tried
