@@ -1,4 +1,5 @@
-"""What runs around Keras's fit loop in training: the learning-rate schedule and the callbacks.
+"""What runs around Keras's fit loop in training: the learning-rate schedule, the callbacks,
+and the average of the best epochs' weights.
 
 `asr.train` lists the callbacks in the order they must run (`DevErrorRates`
 first, since checkpointing and early stopping read the `val_wer` it logs).
@@ -10,6 +11,7 @@ import math
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import ops
 
 from asr.data import BatchSampler
@@ -67,11 +69,16 @@ class DevErrorRates(keras.callbacks.Callback):
         self.dataset, self.references, self.vocabulary = dataset, references, vocabulary
 
     def on_epoch_end(self, epoch, logs=None):
-        hypotheses = []
-        for logits, lengths in predict_logits(self.model, self.dataset):
-            hypotheses += greedy_decode_batch(logits, lengths, self.vocabulary)
-        rates = error_rates(self.references, hypotheses)
+        rates = dev_error_rates(self.model, self.dataset, self.references, self.vocabulary)
         logs["val_wer"], logs["val_cer"] = rates["wer"], rates["cer"]
+
+
+def dev_error_rates(model, dataset, references: list[str], vocabulary: Vocabulary) -> dict:
+    """{"wer", "cer", ...} of `model`'s greedy transcripts of `dataset` against `references`."""
+    hypotheses = []
+    for logits, lengths in predict_logits(model, dataset):
+        hypotheses += greedy_decode_batch(logits, lengths, vocabulary)
+    return error_rates(references, hypotheses)
 
 
 class FollowEpochs(keras.callbacks.Callback):
@@ -132,3 +139,46 @@ class BestModel(keras.callbacks.Callback):
             self.best = logs["val_wer"]
             with atomic_path(self.path) as partial:
                 self.model.save(partial)
+
+
+class EpochWeights(keras.callbacks.Callback):
+    """Saves every epoch's weights in `folder` (atomically), for `average_epochs`."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        with atomic_path(epoch_weights(self.folder, epoch)) as partial:
+            self.model.save_weights(partial)
+
+
+def epoch_weights(folder: Path, epoch: int) -> Path:
+    """Where `EpochWeights` keeps 0-based `epoch`'s weights (named by its 1-based number)."""
+    return folder / f"epoch-{epoch + 1:03d}.weights.h5"
+
+
+def best_epochs(dev_wers: list[float], count: int) -> list[int]:
+    """The `count` 0-based epochs of lowest dev WER, in training order.
+
+    Ties go to the later epoch, trained further and at a learning rate no higher.
+    """
+    ranked = sorted(range(len(dev_wers)), key=lambda epoch: (dev_wers[epoch], -epoch))
+    return sorted(ranked[:count])
+
+
+def average_epochs(model: keras.Model, folder: Path, epochs: list[int]) -> None:
+    """Sets `model`'s weights to the mean of `epochs`' saved weights (`EpochWeights`).
+
+    Averaging the weights of several good epochs (ESPnet's and NeMo's checkpoint
+    averaging) lands nearer the middle of the basin they lie in than any one of
+    them. Weights that are not floats (a dropout seed's state) keep the last
+    epoch's values.
+    """
+    saved = []
+    for epoch in epochs:
+        model.load_weights(epoch_weights(folder, epoch))
+        saved.append(model.get_weights())
+    model.set_weights([np.mean(values, axis=0, dtype=np.float64).astype(values[-1].dtype)
+                       if np.issubdtype(values[-1].dtype, np.floating) else values[-1]
+                       for values in zip(*saved)])

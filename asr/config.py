@@ -102,9 +102,14 @@ class TrainConfig(Checked):
     # 1 leaves CPU cores to the loader's augmentation: the LSTM's small matrix products gain
     # little from a second thread. Sums are then ordered differently: weights differ slightly.
     intra_op_threads: int = 0
+    # The saved model is the mean of the weights of this many epochs, those of lowest dev WER
+    # (ESPnet's and NeMo's checkpoint averaging); 1: the best epoch's weights as they are.
+    average_epochs: int = 1
 
     def __post_init__(self):
         super().__post_init__()
+        if self.average_epochs < 1:
+            raise ConfigError(f"average_epochs: {self.average_epochs} is not a count (1: no averaging)")
         if self.warmup_epochs and self.lr_schedule == "plateau":
             raise ConfigError("warmup_epochs: needs lr_schedule cosine or exponential")
         if self.intra_op_threads < 0:

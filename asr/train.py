@@ -1,6 +1,8 @@
 """Train a CTC acoustic model from manifests, keeping the best model by dev WER.
 
-A run folder holds `model.keras` (best dev WER), `config.yaml`, `dropped.json`
+A run folder holds `model.keras` (best dev WER; with `train.average_epochs`, the
+mean of the best epochs' weights, the best epoch's own in `best-epoch.keras`
+and every epoch's in `epochs/`), `config.yaml`, `dropped.json`
 (utterances filtered out, by reason), `history.json`/`history.csv`, TensorBoard
 `logs/` and `backup/`, from which running the same command again resumes a
 killed run at the batch it had reached (and does nothing after a finished one).
@@ -25,10 +27,11 @@ import tensorflow as tf
 from asr import keras_compat
 from asr.allocator import keep_freed_memory
 from asr.backup import TrainingBackup
-from asr.callbacks import BestModel, DevErrorRates, FollowEpochs, LearningRateLog, LossGuard, WarmupDecay
+from asr.callbacks import (BestModel, DevErrorRates, EpochWeights, FollowEpochs, LearningRateLog,
+                           LossGuard, WarmupDecay, average_epochs, best_epochs, dev_error_rates)
 from asr.config import ConfigError, ExperimentConfig, save_config, to_dict
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
-from asr.fileio import remove_stale_temporaries, write_json
+from asr.fileio import atomic_path, remove_stale_temporaries, write_json
 from asr.manifest import ManifestError, read_manifest
 from asr.model import ModelError, SpeechRecognizer, build_model, load_model
 from asr.store import StoreLoader
@@ -36,15 +39,18 @@ from asr.text import Vocabulary
 
 log = logging.getLogger(__name__)
 BEST_MODEL = "model.keras"
+BEST_EPOCH = "best-epoch.keras"  # the best epoch's model, when model.keras is an average
+EPOCHS = "epochs"  # every epoch's weights, when averaging
 
 
 @dataclass
 class TrainResult:
     model_path: Path
-    best_dev_wer: float | None
+    best_dev_wer: float | None  # of the model at model_path
     epochs: int
     seconds: float
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    averaged: tuple[int, ...] = ()  # 1-based epochs whose mean weights model_path holds
 
 
 def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = None,
@@ -103,8 +109,19 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     history = backup.state.history
     write_json(output_dir / "history.json", history)
     dev_wers = history.get("val_wer", [])
-    return TrainResult(output_dir / BEST_MODEL, min(dev_wers) if dev_wers else None,
-                       len(dev_wers), seconds, dropped)
+    result = TrainResult(output_dir / BEST_MODEL, min(dev_wers) if dev_wers else None,
+                         len(dev_wers), seconds, dropped)
+    if config.train.average_epochs > 1 and dev_wers:
+        epochs = best_epochs(dev_wers, config.train.average_epochs)
+        with strategy.scope():
+            average_epochs(model, output_dir / EPOCHS, epochs)
+        rates = dev_error_rates(model, dev_set, [u.text for u in dev], vocabulary)
+        with atomic_path(result.model_path) as partial:
+            model.save(partial)
+        log.info("averaged epochs %s: dev WER %.2f%% (best epoch alone %.2f%%)",
+                 [epoch + 1 for epoch in epochs], 100 * rates["wer"], 100 * result.best_dev_wer)
+        result = replace(result, best_dev_wer=rates["wer"], averaged=tuple(e + 1 for e in epochs))
+    return result
 
 
 def configure_process(train_config) -> None:
@@ -250,7 +267,8 @@ def _learning_rate(train_config, steps_per_epoch: int):
 def _callbacks(config, output_dir: Path, dev, vocabulary, sampler, ids, fingerprint):
     """The callbacks in the order they must run, and the backup (last of them)."""
     patience = config.train.patience
-    stateful = {"best_model": BestModel(output_dir / BEST_MODEL),
+    averaging = config.train.average_epochs > 1
+    stateful = {"best_model": BestModel(output_dir / (BEST_EPOCH if averaging else BEST_MODEL)),
                 "early_stopping": keras.callbacks.EarlyStopping(monitor="val_wer", mode="min",
                                                                 patience=patience)}
     if config.train.lr_schedule == "plateau":
@@ -265,6 +283,7 @@ def _callbacks(config, output_dir: Path, dev, vocabulary, sampler, ids, fingerpr
         LossGuard(sampler, ids, config.train.max_loss),
         *schedule,
         *stateful.values(),
+        *([EpochWeights(output_dir / EPOCHS)] if averaging else []),
         keras.callbacks.TensorBoard(log_dir=str(output_dir / "logs")),
         keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
         backup,

@@ -60,8 +60,9 @@ def run(source: Path, work: Path, config_path: Path, overrides=(), utterances=No
             dev_manifest=str(manifests["dev"]),
             test_manifests=(str(manifests["test"]), str(manifests["test-unseen"]))))
         result = train(config, work / "model")
+        kept = f" (mean of epochs {list(result.averaged)})" if result.averaged else ""
         print(f"trained {result.epochs} epochs in {result.seconds / 60:.1f} min, "
-              f"best dev WER {result.best_dev_wer:.2%}")
+              f"dev WER {result.best_dev_wer:.2%}{kept}")
         model = result.model_path
     tuning, decoder = tune_transcript_lm(model, [manifests["train"]], manifests["dev"], work / "lm.arpa",
                                          perturbations=PERTURBATIONS)

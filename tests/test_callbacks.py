@@ -3,9 +3,11 @@
 import math
 
 import keras
+import numpy as np
 import pytest
 
-from asr.callbacks import LossGuard, TrainingDiverged, WarmupDecay
+from asr.callbacks import (EpochWeights, LossGuard, TrainingDiverged, WarmupDecay, average_epochs,
+                           best_epochs)
 from asr.config import FeatureConfig
 from asr.data import BatchSampler
 
@@ -41,3 +43,28 @@ def test_warmup_then_decay(shape):
     assert decaying == sorted(decaying, reverse=True)
     restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
     assert isinstance(restored, WarmupDecay) and float(restored(60)) == rate(60)
+
+
+def test_best_epochs_are_those_of_lowest_dev_wer_ties_to_the_later():
+    dev_wers = [0.5, 0.1, 0.2, 0.1, 0.3, 0.2]
+    assert best_epochs(dev_wers, 1) == [3]
+    assert best_epochs(dev_wers, 3) == [1, 3, 5]
+    assert best_epochs(dev_wers, 10) == [0, 1, 2, 3, 4, 5]
+
+
+def test_average_epochs_is_the_mean_of_the_saved_weights(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2), keras.layers.Dropout(0.5, seed=1),
+                              keras.layers.BatchNormalization()])
+    saver = EpochWeights(tmp_path)
+    saver.set_model(model)
+    saved = []
+    for epoch in range(3):
+        model.set_weights([np.full(w.shape, 10.0 * epoch + i, w.dtype) for i, w in enumerate(model.get_weights())])
+        saved.append(model.get_weights())
+        saver.on_epoch_end(epoch)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "epoch-001.weights.h5", "epoch-002.weights.h5", "epoch-003.weights.h5"]
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    average_epochs(model, tmp_path, [0, 2])
+    for averaged, first, last in zip(model.get_weights(), saved[0], saved[2]):
+        np.testing.assert_allclose(averaged, (first + last) / 2)  # BatchNorm's statistics too

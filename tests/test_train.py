@@ -300,3 +300,21 @@ def test_train_weights_must_match_the_manifests(tones, tmp_path):
         tones, f"data.train_manifest=[{tones}, {tones}]", "data.train_weights=[1.0]"))
     with pytest.raises(ConfigError, match="data.train_weights"):
         train(config, tmp_path / "run", verbose=0)
+
+
+def test_averaged_model_holds_the_mean_of_the_best_epochs_weights(tones, tmp_path):
+    config = load_config(ROOT / "configs" / "demo.yaml", overrides(
+        tones, "train.epochs=3", "train.average_epochs=2", "train.lr_schedule=plateau"))
+    result = train(config, tmp_path / "run", verbose=0)
+    dev_wers = json.loads((tmp_path / "run" / "history.json").read_text())["val_wer"]
+    ranked = sorted(range(3), key=lambda epoch: (dev_wers[epoch], -epoch))
+    assert result.averaged == tuple(sorted(epoch + 1 for epoch in ranked[:2]))
+    assert (tmp_path / "run" / "best-epoch.keras").is_file()
+    saved = [weights_in(tmp_path / "run" / "epochs" / f"epoch-{epoch:03d}.weights.h5")
+             for epoch in result.averaged]
+    averaged = weights_in(result.model_path)
+    kernels = [name for name in averaged if not name.startswith("optimizer")]
+    assert len(kernels) > 4 and all(name in saved[0] for name in kernels)
+    for name in kernels:
+        np.testing.assert_allclose(averaged[name], (saved[0][name] + saved[1][name]) / 2, rtol=1e-6)
+    assert 0 <= result.best_dev_wer and load_model(result.model_path).vocabulary

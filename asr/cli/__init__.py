@@ -227,7 +227,9 @@ def _train(args) -> int:
     from asr.train import train
 
     result = train(config, args.output, vocabulary=vocabulary, init_from=args.init_from)
-    print(f"model: {result.model_path} (best dev WER {result.best_dev_wer:.2%}, "
+    kept = (f"mean of epochs {', '.join(map(str, result.averaged))}" if result.averaged
+            else "best")
+    print(f"model: {result.model_path} ({kept}, dev WER {result.best_dev_wer:.2%}, "
           f"{result.epochs} epochs, {result.seconds / 60:.1f} min)")
     return EXIT_OK
 
