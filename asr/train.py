@@ -85,10 +85,11 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
                            corpora=corpora, weights=config.data.train_weights)
     dev_set = make_dataset(dev, vocabulary, config.features, training=False,
                            batch_size=config.train.batch_size)
+    dev_texts = [utterance.text for utterance in dev]
 
     with precision_policy(config.train.mixed_precision), strategy.scope():
         model = _compiled_model(config, vocabulary, strategy, len(sampler), source, init_from)
-        callbacks, backup = _callbacks(config, output_dir, (dev_set, [u.text for u in dev]),
+        callbacks, backup = _callbacks(config, output_dir, (dev_set, dev_texts),
                                        vocabulary, sampler, loader.keys(),
                                        _fingerprint(config, vocabulary))
         state = backup.restore(model)
@@ -115,12 +116,13 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
         epochs = best_epochs(dev_wers, config.train.average_epochs)
         with strategy.scope():
             average_epochs(model, output_dir / EPOCHS, epochs)
-        rates = dev_error_rates(model, dev_set, [u.text for u in dev], vocabulary)
+        rates = dev_error_rates(model, dev_set, dev_texts, vocabulary)
         with atomic_path(result.model_path) as partial:
             model.save(partial)
+        averaged = tuple(epoch + 1 for epoch in epochs)
         log.info("averaged epochs %s: dev WER %.2f%% (best epoch alone %.2f%%)",
-                 [epoch + 1 for epoch in epochs], 100 * rates["wer"], 100 * result.best_dev_wer)
-        result = replace(result, best_dev_wer=rates["wer"], averaged=tuple(e + 1 for e in epochs))
+                 list(averaged), 100 * rates["wer"], 100 * result.best_dev_wer)
+        result = replace(result, best_dev_wer=rates["wer"], averaged=averaged)
     return result
 
 
