@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from asr.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AsrError, JobFailed, exit_status
@@ -34,3 +36,19 @@ def test_the_command_status_passes_through(capsys):
 def test_bugs_propagate(bug):
     with pytest.raises(type(bug)):
         exit_status(raising(bug))
+
+
+class RaisesInterruptWhenCollected:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)  # the handler's KeyboardInterrupt is dropped here
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_interrupt_python_drops_still_exits_130(capsys):
+    def finishes_after_a_lost_interrupt() -> int:
+        RaisesInterruptWhenCollected()  # collected at once, as a garbage-collector callback runs
+        return EXIT_OK
+
+    assert exit_status(finishes_after_a_lost_interrupt) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.endswith("asr: interrupted\n")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back

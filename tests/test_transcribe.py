@@ -307,16 +307,18 @@ def test_interrupted_and_killed_runs_leave_only_complete_outputs(trained_model, 
         while len(finished_outputs(out, "*.vtt")) < 3 + outputs and time.monotonic() < deadline:
             time.sleep(0.01)
         process.send_signal(stop_signal)
-        process.wait(timeout=60)
-        return process.returncode
+        _, stderr = process.communicate(timeout=60)
+        return process.returncode, stderr.decode(errors="replace")
 
     outputs = 0
-    assert run_until_some_output(signal.SIGINT) == 130
+    status, stderr = run_until_some_output(signal.SIGINT)
+    assert status == 130, stderr
     assert not list(out.rglob(".tmp-*"))  # Ctrl-C: no temporary files, summaries written
     outputs = outputs_are_complete(out)
     assert len((out / "transcripts.jsonl").read_text().splitlines()) == outputs < 120
 
-    assert run_until_some_output(signal.SIGKILL) == -signal.SIGKILL
+    status, stderr = run_until_some_output(signal.SIGKILL)
+    assert status == -signal.SIGKILL, stderr
     killed_at = outputs_are_complete(out)
     assert outputs < killed_at < 120
 
