@@ -9,6 +9,7 @@ command line shows its traceback: a bug must never look like a typo.
 
 from __future__ import annotations
 
+import _thread
 import signal
 import sys
 import threading
@@ -38,11 +39,11 @@ def exit_status(command: Callable[[], int]) -> int:
     """Run a command-line job: its own status, or one line on stderr and the error's status.
 
     An `AsrError` prints its message; an `OSError` about a file the user named prints
-    the file and the reason (exit 2); Ctrl-C exits 130, also when the interrupt was
-    lost on its way (see `_remembered_interrupts`). Anything else propagates with its
+    the file and the reason (exit 2); Ctrl-C exits 130, also when Python lost the
+    interrupt on its way (see `_kept_interrupts`). Anything else propagates with its
     traceback, as a bug.
     """
-    with _remembered_interrupts() as interrupts:
+    with _kept_interrupts() as interrupts:
         try:
             status = command()
         except AsrError as error:
@@ -61,28 +62,63 @@ def exit_status(command: Callable[[], int]) -> int:
     return status
 
 
-@contextmanager
-def _remembered_interrupts() -> Iterator[list[int]]:
-    """Ctrl-C raises KeyboardInterrupt as usual, and is also noted in the list yielded.
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if `exit_status` noted a Ctrl-C that did not stop the job.
 
-    Python drops an exception raised inside a garbage-collector callback or a `__del__`
-    ("Exception ignored in ..."). JAX registers such a callback, and TensorFlow Lite
-    imports JAX where it is installed, so a Ctrl-C that landed there was lost and the
-    batch ran on to exit 0. Left alone where SIGINT is not Python's default (ignored
-    in a background job, or the caller's own handler) or off the main thread.
+    For the loops of long jobs, once per item: where Python lost the interrupt (see
+    `_kept_interrupts`) the job stops at the next item instead of running to its end.
     """
-    interrupts: list[int] = []
-
-    def note_and_raise(signum, frame):
-        interrupts.append(signum)
+    handler = signal.getsignal(signal.SIGINT)
+    if isinstance(handler, _InterruptNote) and handler.interrupts:
         raise KeyboardInterrupt
 
+
+class _InterruptNote:
+    """SIGINT's handler while `exit_status` runs a job: raises KeyboardInterrupt and notes it."""
+
+    def __init__(self):
+        self.interrupts: list[int] = []
+
+    def __call__(self, signum, frame):
+        self.interrupts.append(signum)
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _kept_interrupts() -> Iterator[list[int]]:
+    """Ctrl-C raises KeyboardInterrupt as usual, is noted in the list yielded, and is raised
+    again where Python drops it.
+
+    Python cannot raise an exception out of a garbage-collector callback or a `__del__`: it
+    hands it to `sys.unraisablehook` ("Exception ignored in ...") and goes on. JAX registers
+    such a callback, and TensorFlow Lite imports JAX where it is installed; native code may
+    also clear an exception it did not expect. Either way an interrupted batch ran on to exit
+    0. The note keeps the status honest however the interrupt was lost, and
+    `raise_if_interrupted` lets a job's loop stop; the hook resends it in the first case.
+    SIGINT is left alone where it is not Python's default (ignored in a background job, or
+    a caller's own handler) or off the main thread.
+    """
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield interrupts
+        yield []
         return
-    previous = signal.signal(signal.SIGINT, note_and_raise)
+    note, resends = _InterruptNote(), []
+
+    def resend_dropped(unraisable) -> None:
+        if issubclass(unraisable.exc_type, KeyboardInterrupt):
+            # Raised here it would be dropped again, so from another thread a moment later,
+            # once the callback has returned; should it land in one again, it comes back here.
+            resends.append(threading.Timer(0.05, _thread.interrupt_main))
+            resends[-1].start()
+        else:
+            previous_hook(unraisable)
+
+    previous_handler, previous_hook = signal.signal(signal.SIGINT, note), sys.unraisablehook
+    sys.unraisablehook = resend_dropped
     try:
-        yield interrupts
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        yield note.interrupts
+    finally:  # a job that finished all the same has nothing left to interrupt
+        signal.signal(signal.SIGINT, previous_handler)
+        sys.unraisablehook = previous_hook
+        for resend in resends:
+            resend.cancel()

@@ -6,7 +6,8 @@ import signal
 
 import pytest
 
-from asr.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AsrError, JobFailed, exit_status
+from asr.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AsrError, JobFailed, exit_status,
+                        raise_if_interrupted)
 
 
 def raising(error: BaseException):
@@ -43,12 +44,47 @@ class RaisesInterruptWhenCollected:
         signal.raise_signal(signal.SIGINT)  # the handler's KeyboardInterrupt is dropped here
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_an_interrupt_python_drops_still_exits_130(capsys):
-    def finishes_after_a_lost_interrupt() -> int:
+def test_an_interrupt_python_drops_is_raised_again(capsys):
+    went_on = []
+
+    def command() -> int:
         RaisesInterruptWhenCollected()  # collected at once, as a garbage-collector callback runs
+        for _ in range(10**7):  # Python raises a pending interrupt at a loop's next turn
+            pass
+        went_on.append(True)
+        return EXIT_OK
+
+    assert exit_status(command) == EXIT_INTERRUPTED and not went_on
+    assert capsys.readouterr().err == "asr: interrupted\n"
+
+
+def loses_an_interrupt() -> None:
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except KeyboardInterrupt:
+        pass  # as native code that clears every exception does
+
+
+def test_an_interrupt_lost_to_native_code_still_exits_130(capsys):
+    def finishes_after_a_lost_interrupt() -> int:
+        loses_an_interrupt()
         return EXIT_OK
 
     assert exit_status(finishes_after_a_lost_interrupt) == EXIT_INTERRUPTED
-    assert capsys.readouterr().err.endswith("asr: interrupted\n")
+    assert capsys.readouterr().err == "asr: interrupted\n"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_a_loop_that_checks_stops_after_a_lost_interrupt(capsys):
+    done = []
+
+    def loop() -> int:
+        for item in range(5):
+            raise_if_interrupted()
+            if item == 2:
+                loses_an_interrupt()
+            done.append(item)
+        return EXIT_OK
+
+    assert exit_status(loop) == EXIT_INTERRUPTED and done == [0, 1, 2]
+    raise_if_interrupted()  # outside a job: nothing noted
