@@ -39,12 +39,20 @@ def test_bugs_propagate(bug):
         exit_status(raising(bug))
 
 
+@pytest.fixture
+def python_sigint():
+    """SIGINT as a command line gets it (pytest-xdist's workers ignore it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 class RaisesInterruptWhenCollected:
     def __del__(self):
         signal.raise_signal(signal.SIGINT)  # the handler's KeyboardInterrupt is dropped here
 
 
-def test_an_interrupt_python_drops_is_raised_again(capsys):
+def test_an_interrupt_python_drops_is_raised_again(capsys, python_sigint):
     went_on = []
 
     def command() -> int:
@@ -65,7 +73,7 @@ def loses_an_interrupt() -> None:
         pass  # as native code that clears every exception does
 
 
-def test_an_interrupt_lost_to_native_code_still_exits_130(capsys):
+def test_an_interrupt_lost_to_native_code_still_exits_130(capsys, python_sigint):
     def finishes_after_a_lost_interrupt() -> int:
         loses_an_interrupt()
         return EXIT_OK
@@ -75,7 +83,7 @@ def test_an_interrupt_lost_to_native_code_still_exits_130(capsys):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
-def test_a_loop_that_checks_stops_after_a_lost_interrupt(capsys):
+def test_a_loop_that_checks_stops_after_a_lost_interrupt(capsys, python_sigint):
     done = []
 
     def loop() -> int:
