@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import hypothesis
@@ -45,6 +46,15 @@ def make_tone(seconds: float = 0.5, sample_rate: int = 16000, frequency: float =
     noise = np.random.default_rng(seed).standard_normal((time.size, channels))
     sines = np.stack([np.sin(2 * np.pi * frequency * (c + 1) * time) for c in range(channels)], 1)
     return (amplitude * sines + 0.01 * noise).astype(np.float32)
+
+
+@pytest.fixture
+def python_sigint():
+    """SIGINT as an interactive shell gives it, here and to child processes: a shell's
+    background job (`make test &`) starts with it ignored, and children inherit that."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

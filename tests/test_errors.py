@@ -39,14 +39,6 @@ def test_bugs_propagate(bug):
         exit_status(raising(bug))
 
 
-@pytest.fixture
-def python_sigint():
-    """SIGINT as a command line gets it (pytest-xdist's workers ignore it)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 class RaisesInterruptWhenCollected:
     def __del__(self):
         signal.raise_signal(signal.SIGINT)  # the handler's KeyboardInterrupt is dropped here

@@ -292,7 +292,8 @@ def test_ctrl_c_leaves_complete_outputs_and_the_summaries(trained_model, speech_
 
 
 @pytest.mark.usefixtures("ctrl_c_interrupts")
-def test_interrupted_and_killed_runs_leave_only_complete_outputs(trained_model, speech_corpus, tmp_path):
+def test_interrupted_and_killed_runs_leave_only_complete_outputs(trained_model, speech_corpus, tmp_path,
+                                                                python_sigint):
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     sources = [u.audio_filepath for u in read_manifest(speech_corpus["train"])]
