@@ -16,7 +16,7 @@ from keras import ops
 
 from asr.data import BatchSampler
 from asr.decode import greedy_decode_batch
-from asr.errors import JobFailed
+from asr.errors import JobFailed, raise_if_interrupted
 from asr.fileio import atomic_path
 from asr.metrics import error_rates
 from asr.model import predict_logits
@@ -118,6 +118,14 @@ class LossGuard(keras.callbacks.Callback):
             raise TrainingDiverged(
                 f"epoch {self.epoch + 1}, batch {self.sampler.skip + batch + 1}: loss {loss:.4g} "
                 f"(limit train.max_loss={self.limit:g}); utterances: {names}")
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ends training at the next batch after a Ctrl-C that Python lost on its way
+    (`asr.errors.raise_if_interrupted`); the run resumes from its backup as after any other."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        raise_if_interrupted()
 
 
 class LearningRateLog(keras.callbacks.Callback):

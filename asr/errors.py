@@ -65,8 +65,9 @@ def exit_status(command: Callable[[], int]) -> int:
 def raise_if_interrupted() -> None:
     """Raise KeyboardInterrupt if `exit_status` noted a Ctrl-C that did not stop the job.
 
-    For the loops of long jobs, once per item: where Python lost the interrupt (see
-    `_kept_interrupts`) the job stops at the next item instead of running to its end.
+    For the loops of long jobs, once per item (`asr.transcribe` per file, training per batch):
+    where Python lost the interrupt (see `_kept_interrupts`) the job stops at the next item
+    instead of running to its end. Outside `exit_status`, nothing is noted: a no-op.
     """
     handler = signal.getsignal(signal.SIGINT)
     if isinstance(handler, _InterruptNote) and handler.interrupts:

@@ -32,7 +32,7 @@ import numpy as np
 from asr import audio, chunking, timestamps
 from asr.decode import log_softmax
 from asr.decoder_config import DecoderConfig
-from asr.errors import UsageError
+from asr.errors import UsageError, raise_if_interrupted
 from asr.timestamps import Word
 
 if TYPE_CHECKING:
@@ -80,7 +80,9 @@ def transcribe(paths: Iterable, model: SpeechRecognizer | str | os.PathLike, *,
     files = [path for _, path in readable]
     clock = _Clock(file_timeout)
     pieces = _dataset(files, model, batch_size, chunk_seconds, clock)
-    yield from _decode(pieces, files, model, decoder, clock)
+    for transcript in _decode(pieces, files, model, decoder, clock):
+        yield transcript
+        raise_if_interrupted()  # the caller has handled this one: a lost Ctrl-C stops here
 
 
 @dataclass

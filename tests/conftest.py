@@ -48,6 +48,14 @@ def make_tone(seconds: float = 0.5, sample_rate: int = 16000, frequency: float =
     return (amplitude * sines + 0.01 * noise).astype(np.float32)
 
 
+def lose_an_interrupt() -> None:
+    """Ctrl-C, caught and dropped, as native code that clears every exception does."""
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except KeyboardInterrupt:
+        pass
+
+
 @pytest.fixture
 def python_sigint():
     """SIGINT as an interactive shell gives it, here and to child processes: a shell's

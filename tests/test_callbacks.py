@@ -6,10 +6,12 @@ import keras
 import numpy as np
 import pytest
 
-from asr.callbacks import (EpochWeights, LossGuard, TrainingDiverged, WarmupDecay, average_epochs,
-                           best_epochs)
+from asr.callbacks import (EpochWeights, LossGuard, StopOnInterrupt, TrainingDiverged, WarmupDecay,
+                           average_epochs, best_epochs)
 from asr.config import FeatureConfig
 from asr.data import BatchSampler
+from asr.errors import EXIT_INTERRUPTED, EXIT_OK, exit_status
+from conftest import lose_an_interrupt
 
 
 def test_loss_guard_recovers_each_batch_loss_from_the_running_mean():
@@ -68,3 +70,22 @@ def test_average_epochs_is_the_mean_of_the_saved_weights(tmp_path):
     average_epochs(model, tmp_path, [0, 2])
     for averaged, first, last in zip(model.get_weights(), saved[0], saved[2]):
         np.testing.assert_allclose(averaged, (first + last) / 2)  # BatchNorm's statistics too
+
+
+def test_training_stops_at_the_next_batch_after_a_lost_interrupt(python_sigint):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    batches = []
+
+    class LosesAnInterruptInTheSecondBatch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            batches.append(batch)
+            if batch == 1:
+                lose_an_interrupt()
+
+    def job() -> int:
+        model.fit(np.zeros((8, 2)), np.zeros((8, 1)), batch_size=2, verbose=0,
+                  callbacks=[LosesAnInterruptInTheSecondBatch(), StopOnInterrupt()])
+        return EXIT_OK
+
+    assert exit_status(job) == EXIT_INTERRUPTED and batches == [0, 1]

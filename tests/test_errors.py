@@ -8,6 +8,7 @@ import pytest
 
 from asr.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, AsrError, JobFailed, exit_status,
                         raise_if_interrupted)
+from conftest import lose_an_interrupt
 
 
 def raising(error: BaseException):
@@ -58,16 +59,9 @@ def test_an_interrupt_python_drops_is_raised_again(capsys, python_sigint):
     assert capsys.readouterr().err == "asr: interrupted\n"
 
 
-def loses_an_interrupt() -> None:
-    try:
-        signal.raise_signal(signal.SIGINT)
-    except KeyboardInterrupt:
-        pass  # as native code that clears every exception does
-
-
 def test_an_interrupt_lost_to_native_code_still_exits_130(capsys, python_sigint):
     def finishes_after_a_lost_interrupt() -> int:
-        loses_an_interrupt()
+        lose_an_interrupt()
         return EXIT_OK
 
     assert exit_status(finishes_after_a_lost_interrupt) == EXIT_INTERRUPTED
@@ -82,7 +76,7 @@ def test_a_loop_that_checks_stops_after_a_lost_interrupt(capsys, python_sigint):
         for item in range(5):
             raise_if_interrupted()
             if item == 2:
-                loses_an_interrupt()
+                lose_an_interrupt()
             done.append(item)
         return EXIT_OK
 

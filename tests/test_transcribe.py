@@ -19,11 +19,13 @@ from keras import ops
 from asr.cli import main
 from asr.config import FeatureConfig, ModelConfig, to_dict
 from asr.decoder_config import DecoderConfig
+from asr.errors import EXIT_INTERRUPTED, EXIT_OK, exit_status
 from asr.manifest import read_manifest
 from asr.model import SpeechRecognizer, load_model
 from asr.text import DEFAULT_CHARACTERS
 from asr.transcribe import Transcript, Word, transcribe
 from asr.writers import TranscriptWriter
+from conftest import lose_an_interrupt
 
 RATE = 16000
 
@@ -292,6 +294,20 @@ def test_ctrl_c_leaves_complete_outputs_and_the_summaries(trained_model, speech_
 
 
 @pytest.mark.usefixtures("ctrl_c_interrupts")
+def test_a_lost_interrupt_stops_transcription_after_the_file_in_hand(trained_model, speech_corpus,
+                                                                    python_sigint):
+    paths = [u.audio_filepath for u in read_manifest(speech_corpus["dev"])][:3]
+    handled = []
+
+    def job() -> int:
+        for transcript in transcribe(paths, trained_model, batch_size=1):
+            handled.append(transcript)
+            lose_an_interrupt()
+        return EXIT_OK
+
+    assert exit_status(job) == EXIT_INTERRUPTED and len(handled) == 1
+
+
 def test_interrupted_and_killed_runs_leave_only_complete_outputs(trained_model, speech_corpus, tmp_path,
                                                                 python_sigint):
     inputs, out = tmp_path / "in", tmp_path / "out"

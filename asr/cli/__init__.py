@@ -20,7 +20,7 @@ from asr.cli.options import HelpFormatter, add_config_arguments, library_default
 from asr.cli.prepare import add_prepare_commands
 from asr.config import choices
 from asr.decoder_config import DecoderConfig
-from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status, raise_if_interrupted
+from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from asr.evaluate import evaluate as evaluate_model
 from asr.lm import build_kneser_ney
 from asr.quiet import import_tensorflow_quietly
@@ -255,7 +255,6 @@ def _transcribe(args) -> int:
                              chunk_seconds=args.chunk_seconds, file_timeout=args.file_timeout)
         for result in results if writer.pending else ():  # nothing to do: do not load the model
             writer.write(result)
-            raise_if_interrupted()  # once this file's outputs are safe
             if result.ok:
                 done += 1
             else:
