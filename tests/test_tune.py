@@ -5,7 +5,7 @@ import pytest
 
 from asr.cli import main
 from asr.decoder_config import load_decoder_config
-from asr.lm import LanguageModelError, build_kneser_ney, load_language_model
+from asr.lm import build_kneser_ney, load_language_model
 from asr.text import Vocabulary
 from asr.errors import UsageError
 from asr.tune import format_tuning, grid_search, tune, tune_transcript_lm

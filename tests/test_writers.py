@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from asr import fileio, writers
+from asr import fileio
 from asr.errors import UsageError
 from asr.transcribe import Transcript, Word
 from asr.writers import TranscriptWriter, output_stems, parse_formats
