@@ -43,7 +43,7 @@ def exit_status(command: Callable[[], int]) -> int:
     interrupt on its way (see `_kept_interrupts`). Anything else propagates with its
     traceback, as a bug.
     """
-    with _kept_interrupts() as interrupts:
+    with _kept_interrupts() as note:
         try:
             status = command()
         except AsrError as error:
@@ -55,8 +55,8 @@ def exit_status(command: Callable[[], int]) -> int:
             print(f"asr: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
-            interrupts.append(signal.SIGINT)
-    if interrupts:
+            note.received = True
+    if note.received:
         print("asr: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return status
@@ -70,7 +70,7 @@ def raise_if_interrupted() -> None:
     instead of running to its end. Outside `exit_status`, nothing is noted: a no-op.
     """
     handler = signal.getsignal(signal.SIGINT)
-    if isinstance(handler, _InterruptNote) and handler.interrupts:
+    if isinstance(handler, _InterruptNote) and handler.received:
         raise KeyboardInterrupt
 
 
@@ -78,16 +78,16 @@ class _InterruptNote:
     """SIGINT's handler while `exit_status` runs a job: raises KeyboardInterrupt and notes it."""
 
     def __init__(self):
-        self.interrupts: list[int] = []
+        self.received = False
 
     def __call__(self, signum, frame):
-        self.interrupts.append(signum)
+        self.received = True
         raise KeyboardInterrupt
 
 
 @contextmanager
-def _kept_interrupts() -> Iterator[list[int]]:
-    """Ctrl-C raises KeyboardInterrupt as usual, is noted in the list yielded, and is raised
+def _kept_interrupts() -> Iterator[_InterruptNote]:
+    """Ctrl-C raises KeyboardInterrupt as usual, is noted in the note yielded, and is raised
     again where Python drops it.
 
     Python cannot raise an exception out of a garbage-collector callback or a `__del__`: it
@@ -99,11 +99,11 @@ def _kept_interrupts() -> Iterator[list[int]]:
     SIGINT is left alone where it is not Python's default (ignored in a background job, or
     a caller's own handler) or off the main thread.
     """
+    note, resends = _InterruptNote(), []
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield []
+        yield note  # not installed: only exit_status itself notes what reaches it
         return
-    note, resends = _InterruptNote(), []
 
     def resend_dropped(unraisable) -> None:
         if issubclass(unraisable.exc_type, KeyboardInterrupt):
@@ -117,7 +117,7 @@ def _kept_interrupts() -> Iterator[list[int]]:
     previous_handler, previous_hook = signal.signal(signal.SIGINT, note), sys.unraisablehook
     sys.unraisablehook = resend_dropped
     try:
-        yield note.interrupts
+        yield note
     finally:  # a job that finished all the same has nothing left to interrupt
         signal.signal(signal.SIGINT, previous_handler)
         sys.unraisablehook = previous_hook
