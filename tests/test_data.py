@@ -1,6 +1,5 @@
 import collections
 import os
-import sys
 import threading
 
 import numpy as np
@@ -8,7 +7,7 @@ import pytest
 import soundfile
 
 from asr.config import AugmentConfig, FeatureConfig
-from asr.data import (LOADER_NICENESS, BatchSampler, UtteranceLoader, ctc_feasible,
+from asr.data import (BatchSampler, UtteranceLoader, ctc_feasible,
                       filter_utterances, load_example, make_dataset, sampled_dataset)
 from asr.features import num_frames
 from asr.manifest import Utterance
@@ -270,21 +269,21 @@ def test_augmented_batches_repeat_with_the_seed_and_leave_padding_alone(corpus):
     np.testing.assert_array_equal(loader.batch(indices, speeds)[0], reference)  # no seed: clean
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
-def test_training_batches_load_on_threads_below_the_steps_priority(corpus):
-    def niceness():
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_training_batches_load_on_idle_priority_threads(corpus):
+    def policy():
+        return os.sched_getscheduler(threading.get_native_id())
 
     class Recording(UtteranceLoader):
         seen = []
 
         def batch(self, *args, **kwargs):
-            self.seen.append((threading.get_native_id(), niceness()))
+            self.seen.append((threading.get_native_id(), policy()))
             return super().batch(*args, **kwargs)
 
-    ours = niceness()
+    ours = policy()
     sampler = BatchSampler([u.duration for u in corpus], FEATURES, batch_size=2, shuffle=True)
     assert len(batches(sampled_dataset(sampler, Recording(corpus, Vocabulary(), FEATURES)))) == 5
     assert len(Recording.seen) == 5 and threading.get_native_id() not in dict(Recording.seen)
-    assert {value for _, value in Recording.seen} == {min(19, ours + LOADER_NICENESS)}
-    assert niceness() == ours  # the caller's thread, which runs the step, keeps its priority
+    assert {value for _, value in Recording.seen} == {os.SCHED_IDLE} != {ours}
+    assert policy() == ours  # the caller's thread, which runs the step, keeps its priority

@@ -3,16 +3,32 @@ import numpy as np
 import pytest
 
 from asr.config import ConfigError, FeatureConfig
-from asr.features import extract, num_frames
+from asr.features import LOG_FLOOR, extract, num_frames, power_spectrogram
 
 
-@pytest.mark.filterwarnings("ignore:n_fft=512 is too large")  # librosa, on the shortest inputs
 @pytest.mark.parametrize("samples", [1, 159, 160, 400, 8000, 16159])
 def test_logmel_shape_matches_num_frames(tone, samples):
     audio = tone(1.1)[:samples, 0]
     features = extract(audio)
     assert features.shape == (num_frames(samples), 80)
     assert features.dtype == np.float32
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=512 is too large")  # librosa, on the shortest inputs
+@pytest.mark.parametrize("samples", [0, 1, 511, 512, 513, 16159])
+def test_power_spectrogram_is_librosas(tone, samples):
+    audio = tone(1.1)[:samples, 0]
+    expected = np.abs(librosa.stft(audio, n_fft=512, hop_length=160, win_length=400)) ** 2
+    np.testing.assert_allclose(power_spectrogram(audio), expected, rtol=1e-4,
+                               atol=1e-6 * expected.max(initial=1.0))
+
+
+def test_unstandardised_logmel_is_librosas(tone):
+    config = FeatureConfig(standardize="none", fmax=3800.0)
+    audio = tone(0.8, frequency=440.0)[:, 0]
+    mel = librosa.feature.melspectrogram(y=audio, sr=16000, n_fft=512, hop_length=160, win_length=400,
+                                         n_mels=80, fmin=20.0, fmax=3800.0)
+    np.testing.assert_allclose(extract(audio, config), np.log(mel + LOG_FLOOR).T, atol=1e-3)
 
 
 def test_utterance_standardisation(tone):
