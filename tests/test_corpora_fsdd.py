@@ -7,7 +7,7 @@ import soundfile
 
 from asr.audio import load_audio
 from asr.corpora.fsdd import (CONNECTED_DIGITS, DIGIT_WORDS, CorpusError, Protocol, Split,
-                              draw_split, prepare_fsdd)
+                              draw_split, held_out_protocol, prepare_fsdd)
 from asr.manifest import read_manifest
 
 FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd"
@@ -156,6 +156,25 @@ def test_connected_digits_protocol_keeps_splits_apart():
         for other in seen[index + 1:]:
             assert not set(split.takes) & set(other.takes)
     assert not set(splits["test-unseen"].speakers) & set(seen[0].speakers)
+
+
+def test_held_out_speaker_is_left_out_of_training_and_scored_on_none_of_its_test_takes():
+    fold = held_out_protocol("lucas")
+    train, dev, held_out = (fold.split(name) for name in ("train", "dev", "held-out"))
+    assert train.speakers == dev.speakers == ("george", "jackson", "yweweler")
+    assert (train.count, dev.count, held_out.count) == (3000, 225, 300)  # per speaker as before
+    assert held_out.speakers == ("lucas",) and set(held_out.takes) == set(range(5, 50))
+    assert not set(held_out.takes) & set(CONNECTED_DIGITS.split("test").takes)
+    assert {split.name for split in fold.splits} == {"train", "dev", "held-out"}
+    with pytest.raises(ValueError, match="'theo' is not a training speaker"):
+        held_out_protocol("theo")
+
+
+def test_held_out_fold_prepares(tmp_path):
+    fold = held_out_protocol("bob", TINY)
+    manifests = prepare_fsdd(make_source(tmp_path / "source"), tmp_path / "out", protocol=fold)
+    speakers = {name: {u.speaker for u in read_manifest(path)} for name, path in manifests.items()}
+    assert speakers == {"train": {"ann"}, "dev": {"ann"}, "held-out": {"bob"}}
 
 
 def test_real_fsdd_has_protocol_counts(tmp_path):

@@ -2,9 +2,10 @@
 
 import json
 
+import pytest
 import yaml
 from conftest import TINY_MODEL
-from pipelines.fsdd import main
+from pipelines.fsdd import SPLITS, conditions, main, split_protocol
 
 
 def test_fsdd_pipeline_runs_end_to_end(shared_data, speech_corpus, tmp_path, capsys):
@@ -35,3 +36,21 @@ def test_fsdd_pipeline_names_a_missing_corpus_on_one_line(tmp_path, capsys):
     assert main(["--prepared", str(missing), "--work", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and f"{missing / 'train.jsonl'}: cannot be read" in error
+
+
+def test_scored_conditions_perturb_dev_and_the_unseen_voices():
+    perturbed = [None, "noise:10", "reverb:0.5", "telephone"]
+    assert conditions(SPLITS) == [*(("dev", p) for p in perturbed), ("test", None),
+                                  *(("test-unseen", p) for p in perturbed)]
+    fold = [split.name for split in split_protocol("george").splits]
+    assert conditions(fold) == [*(("dev", p) for p in perturbed), *(("held-out", p) for p in perturbed)]
+
+
+def test_held_out_runs_take_a_count_per_fold_split(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--hold-out", "george", "--utterances", "16", "4", "x=1", "--work", str(tmp_path)])
+    assert exit.value.code == 2
+    assert "argument --utterances: invalid int value: 'x=1'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--hold-out", "theo"])
+    assert "argument --hold-out: invalid choice: 'theo'" in capsys.readouterr().err
