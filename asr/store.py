@@ -39,7 +39,7 @@ from asr import audio, augment, features, fileio
 from asr.caches import memory_cache
 from asr.config import AugmentConfig, FeatureConfig, to_dict
 from asr.data import MEMORY_BYTES, pad
-from asr.errors import AsrError
+from asr.errors import AsrError, raise_if_interrupted
 from asr.manifest_index import ManifestIndex, read_records
 from asr.text import Vocabulary, normalize
 
@@ -85,10 +85,12 @@ def build_store(manifest, folder, feature_config: FeatureConfig = FeatureConfig(
     jobs = min(jobs or os.cpu_count() or 1, len(tasks))
     if jobs > 1:  # "spawn": TensorFlow's threads do not survive a fork
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(_write_shard, tasks))
+            for _ in pool.map(_write_shard, tasks):
+                raise_if_interrupted()
     else:
         for task in tasks:
             _write_shard(task)
+            raise_if_interrupted()
     return _finish(folder, count, settings)
 
 

@@ -6,9 +6,12 @@ import pytest
 import soundfile
 
 from asr.audio import load_audio
+from asr.corpora import fsdd
 from asr.corpora.fsdd import (CONNECTED_DIGITS, DIGIT_WORDS, CorpusError, Protocol, Split,
                               draw_split, held_out_protocol, prepare_fsdd)
+from asr.errors import EXIT_INTERRUPTED, EXIT_OK, exit_status
 from asr.manifest import read_manifest
+from conftest import lose_an_interrupt
 
 FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd"
 
@@ -185,3 +188,20 @@ def test_real_fsdd_has_protocol_counts(tmp_path):
     assert counts == {"train": 4000, "dev": 300, "test": 500, "test-unseen": 500}
     speakers = {u.speaker for u in read_manifest(manifests["test-unseen"])}
     assert speakers == {"theo", "nicolas"}
+
+
+def test_a_lost_interrupt_stops_preparation_at_the_next_utterance(tmp_path, monkeypatch, python_sigint):
+    source, out = make_source(tmp_path / "source"), tmp_path / "out"
+    join = fsdd.concatenate
+
+    def join_and_lose_an_interrupt(*args):
+        lose_an_interrupt()
+        return join(*args)
+
+    def job() -> int:
+        prepare_fsdd(source, out, protocol=TINY)
+        return EXIT_OK
+
+    monkeypatch.setattr(fsdd, "concatenate", join_and_lose_an_interrupt)
+    assert exit_status(job) == EXIT_INTERRUPTED
+    assert len(list(out.rglob("*.wav"))) == 1 and not (out / "protocol.json").exists()

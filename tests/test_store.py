@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import soundfile
 
-from asr import audio, augment, features
+from asr import audio, augment, features, store
 from asr.config import AugmentConfig, FeatureConfig
 from asr.data import UtteranceLoader
+from asr.errors import EXIT_INTERRUPTED, EXIT_OK, exit_status
 from asr.manifest import Utterance, read_manifest, write_manifest
 from asr.store import FeatureStore, StoreError, StoreLoader, build_store, dataset, label_frames
 from asr.text import Vocabulary
-from conftest import make_tone
+from conftest import lose_an_interrupt, make_tone
 
 FEATURES = FeatureConfig(n_mels=20)
 WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "zero")
@@ -156,3 +157,20 @@ def test_store_loader_warps_stored_features_as_the_audio_is_warped(tmp_path):
     with pytest.raises(StoreError, match=r"store: waveform corruptions .* need the audio"):
         StoreLoader(tmp_path / "store", Vocabulary(), FEATURES,
                     augmentation=AugmentConfig(noise_probability=0.5))
+
+
+def test_a_lost_interrupt_stops_the_build_at_the_next_shard(tmp_path, monkeypatch, python_sigint):
+    manifest = write_corpus(tmp_path, 6)
+    write_shard = store._write_shard
+
+    def write_and_lose_an_interrupt(task):
+        write_shard(task)
+        lose_an_interrupt()
+
+    def job() -> int:
+        build_store(manifest, tmp_path / "store", FEATURES, shard_size=2, jobs=1)
+        return EXIT_OK
+
+    monkeypatch.setattr(store, "_write_shard", write_and_lose_an_interrupt)
+    assert exit_status(job) == EXIT_INTERRUPTED
+    assert len(list((tmp_path / "store").glob("shard-*.tfrecord"))) == 1

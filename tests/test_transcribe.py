@@ -262,17 +262,7 @@ def outputs_are_complete(out: Path) -> int:
     return len(texts)
 
 
-@pytest.fixture
-def ctrl_c_interrupts():
-    """Python's own SIGINT handler, even where pytest was started with SIGINT ignored (as a
-    shell starts background jobs), in which case Python leaves it ignored. Child processes
-    then start with SIGINT's default, since exec resets handled signals but not ignored ones."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
-@pytest.mark.usefixtures("ctrl_c_interrupts")
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_leaves_complete_outputs_and_the_summaries(trained_model, speech_corpus, tmp_path,
                                                           monkeypatch):
     paths = [u.audio_filepath for u in read_manifest(speech_corpus["train"])][:8]
@@ -293,7 +283,6 @@ def test_ctrl_c_leaves_complete_outputs_and_the_summaries(trained_model, speech_
     assert not list(out.rglob(".tmp-*"))
 
 
-@pytest.mark.usefixtures("ctrl_c_interrupts")
 def test_a_lost_interrupt_stops_transcription_after_the_file_in_hand(trained_model, speech_corpus,
                                                                     python_sigint):
     paths = [u.audio_filepath for u in read_manifest(speech_corpus["dev"])][:3]

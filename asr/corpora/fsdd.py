@@ -30,7 +30,7 @@ import numpy as np
 import soundfile
 
 from asr.audio import load_audio
-from asr.errors import AsrError
+from asr.errors import AsrError, raise_if_interrupted
 from asr.fileio import write_text
 from asr.manifest import Utterance, write_manifest
 
@@ -155,6 +155,7 @@ def prepare_fsdd(source, out, seed: int = 0,
                                         speaker, utterance_id))
             compositions.append({"id": utterance_id, "split": split.name, "sources": sources,
                                  "gap_samples": [int(gap) for gap in gaps]})
+            raise_if_interrupted()
         write_manifest(utterances, manifests[split.name])
         hours[split.name] = round(sum(u.duration for u in utterances) / 3600, 4)
 

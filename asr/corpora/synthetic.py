@@ -29,6 +29,7 @@ import soundfile
 from asr.audio import SAMPLE_RATE
 from asr.corpora import espeak
 from asr.corpora.espeak import Voice
+from asr.errors import raise_if_interrupted
 from asr.manifest import ManifestError, Utterance, read_manifest, write_manifest
 
 # Accents are shared between the two lists but variants are not, so test
@@ -206,8 +207,11 @@ def _render_all(jobs: list[_Job], out_dir: Path, workers: int) -> dict[str, floa
     # there, where Pool starts another worker, forever.
     with ProcessPoolExecutor(max(1, min(workers, len(batches))), max_tasks_per_child=1,
                              mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = list(pool.map(_render_batch, [(batch, out_dir) for batch in batches]))
-    return {job_id: seconds for batch in results for job_id, seconds in batch}
+        rendered = {}
+        for durations in pool.map(_render_batch, [(batch, out_dir) for batch in batches]):
+            rendered.update(durations)
+            raise_if_interrupted()
+    return rendered
 
 
 def _render_batch(arguments: tuple[list[_Job], Path]) -> list[tuple[str, float]]:
