@@ -37,7 +37,6 @@ NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz, the ITU-T G.712 pass band
 TELEPHONE_RATE = 8000
 MU = 255  # G.711 mu-law
-NOISE_BANK_SAMPLES = 2**20  # 65 s at 16 kHz: each colour's noise is drawn from one such stretch
 
 
 def corrupts(config: AugmentConfig) -> bool:
@@ -100,7 +99,7 @@ def corrupt(samples: np.ndarray, corruption: Corruption, sample_rate: int,
     if corruption.noise:
         kind, snr_db = corruption.noise
         noise = (babble(rng, samples.size, other_speech, corruption.talkers) if kind == "babble"
-                 else banked_noise(rng, samples.size, kind))
+                 else coloured_noise(rng, samples.size, kind))
         samples = add_noise(samples, noise, snr_db)
     if corruption.gain_db is not None:
         samples = apply_gain(samples, corruption.gain_db)
@@ -132,26 +131,6 @@ def coloured_noise(rng: np.random.Generator, size: int, kind: str = "white") -> 
     frequencies[0] = frequencies[min(1, frequencies.size - 1)] or 1.0  # no infinite DC
     noise = np.fft.irfft(spectrum * frequencies ** (-NOISE_EXPONENTS[kind] / 2), n=length)[:size]
     return noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
-
-
-def banked_noise(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
-    """(size,) float32 stretch of `noise_bank(kind)` from a random start, wrapping around its end.
-
-    Generating each utterance's noise afresh, two FFTs of its length, cost more
-    than all its other corruptions; a stretch of the bank costs a copy.
-    """
-    bank = noise_bank(kind)
-    start = int(rng.integers(bank.size))
-    return np.take(bank, np.arange(start, start + size), mode="wrap")
-
-
-@functools.lru_cache(maxsize=len(NOISE_EXPONENTS))
-def noise_bank(kind: str) -> np.ndarray:
-    """(NOISE_BANK_SAMPLES,) float32 unit-power noise of one colour, made once per process, seed fixed.
-
-    Made by FFT, so periodic: a stretch that wraps around the end has no seam.
-    """
-    return coloured_noise(np.random.default_rng(0), NOISE_BANK_SAMPLES, kind).astype(np.float32)
 
 
 def babble(rng: np.random.Generator, size: int,

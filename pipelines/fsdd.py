@@ -137,6 +137,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, help="score this model instead of training one")
     parser.add_argument("--prepared", type=Path, help="an existing FSDD preparation to use as it is")
     args = parser.parse_args(argv)
+    if args.hold_out and args.prepared:  # a preparation's train split holds every training speaker
+        parser.error("--hold-out prepares its own fold from --source; it takes no --prepared")
     args.utterances = dict(zip(splits, args.utterances or ()))
     return exit_status(lambda: _main(args))
 

@@ -149,28 +149,6 @@ def test_noise_colours_have_their_spectral_slope(kind, exponent):
     assert slope == pytest.approx(-exponent, abs=0.15)
 
 
-@pytest.mark.parametrize("kind, exponent", [("white", 0.0), ("pink", 1.0), ("brown", 2.0)])
-def test_banked_noise_keeps_its_colour_and_differs_by_seed(kind, exponent):
-    noise = augment.banked_noise(np.random.default_rng(1), 4 * RATE, kind)
-    frequencies, power = scipy.signal.welch(noise, RATE, nperseg=4096)
-    band = (frequencies > 50) & (frequencies < 6000)
-    assert np.polyfit(np.log10(frequencies[band]), np.log10(power[band]), 1)[0] == pytest.approx(
-        -exponent, abs=0.15)
-    np.testing.assert_array_equal(noise, augment.banked_noise(np.random.default_rng(1), 4 * RATE, kind))
-    assert not np.allclose(noise, augment.banked_noise(np.random.default_rng(2), 4 * RATE, kind))
-
-
-def test_banked_noise_wraps_around_the_bank_without_a_seam():
-    bank = augment.noise_bank("brown")
-    rng = np.random.default_rng(0)
-    start = int(np.random.default_rng(0).integers(bank.size))
-    stretch = augment.banked_noise(rng, bank.size + 10, "brown")
-    np.testing.assert_array_equal(stretch[:bank.size - start], bank[start:])
-    np.testing.assert_array_equal(stretch[bank.size - start:][:start], bank[:start])
-    steps = np.abs(np.diff(np.concatenate([bank, bank[:1]])))
-    assert steps[-1] < 5 * steps.std()  # the end joins the start as any two neighbours do
-
-
 def test_babble_sums_other_utterances_looped_to_length():
     talker = np.ones(100, np.float32)
     total = augment.babble(np.random.default_rng(0), 250, lambda rng: talker, talkers=3)

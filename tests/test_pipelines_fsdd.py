@@ -46,7 +46,7 @@ def test_scored_conditions_perturb_dev_and_the_unseen_voices():
     assert conditions(fold) == [*(("dev", p) for p in perturbed), *(("held-out", p) for p in perturbed)]
 
 
-def test_held_out_runs_take_a_count_per_fold_split(tmp_path, capsys):
+def test_held_out_runs_check_their_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit:
         main(["--hold-out", "george", "--utterances", "16", "4", "x=1", "--work", str(tmp_path)])
     assert exit.value.code == 2
@@ -54,3 +54,6 @@ def test_held_out_runs_take_a_count_per_fold_split(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--hold-out", "theo"])
     assert "argument --hold-out: invalid choice: 'theo'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--hold-out", "george", "--prepared", str(tmp_path)])
+    assert "--hold-out prepares its own fold from --source" in capsys.readouterr().err
