@@ -351,9 +351,9 @@ def _yield_to_training() -> None:
 
     On CPU, the training step's sequential LSTM scan is latency-bound: loader
     threads at its priority preempted it, and an augmented FSDD step on 2 cores
-    took about 1.6x its in-memory time; 10 steps of niceness below it, 1.15x;
-    under SCHED_IDLE, which a waking normal thread preempts at once, 1.08x
-    (`scripts/bench_input.py`, twice each). Still scheduled, at a small share,
+    took about 1.6x its in-memory time; 10 steps of niceness below it, 1.15x
+    (twice); under SCHED_IDLE, which a waking normal thread preempts at once,
+    1.03-1.09x in four runs (`scripts/bench_input.py`). Still scheduled, at a small share,
     when other processes keep every core busy. Idempotent, since TensorFlow
     reuses its threads; Linux's, so elsewhere this does nothing.
     """

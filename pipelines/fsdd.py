@@ -74,7 +74,8 @@ def run(source: Path, work: Path, config_path: Path, overrides=(), utterances=No
         config = dataclasses.replace(config, data=dataclasses.replace(
             config.data, train_manifest=(str(manifests["train"]), *borrowed),
             dev_manifest=str(manifests["dev"]),
-            test_manifests=tuple(str(manifests[split]) for split in splits[2:])))
+            test_manifests=tuple(str(manifests[split]) for split in splits
+                                 if split not in ("train", "dev"))))
         result = train(config, work / "model")
         kept = f" (mean of epochs {list(result.averaged)})" if result.averaged else ""
         print(f"trained {result.epochs} epochs in {result.seconds / 60:.1f} min, "
