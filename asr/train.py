@@ -28,7 +28,8 @@ from asr import keras_compat
 from asr.allocator import keep_freed_memory
 from asr.backup import TrainingBackup
 from asr.callbacks import (BestModel, DevErrorRates, EpochWeights, FollowEpochs, LearningRateLog,
-                           LossGuard, StopOnInterrupt, WarmupDecay, average_epochs, best_epochs, dev_error_rates)
+                           LossGuard, StopOnInterrupt, WarmupDecay, average_epochs, best_epochs,
+                           dev_error_rates)
 from asr.config import ConfigError, ExperimentConfig, save_config, to_dict
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
 from asr.fileio import atomic_path, remove_stale_temporaries, write_json
