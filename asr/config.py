@@ -51,7 +51,16 @@ class FeatureConfig(Checked):
     hop_length: int = 160  # 10 ms at 16 kHz
     fmin: float = 20.0
     fmax: float | None = 7600.0
+    # Log-mel floored this many dB below each utterance's loudest value, which makes the
+    # features independent of the recording level; None: a fixed floor (asr.features.log_mel).
+    dynamic_range_db: float | None = None
     standardize: Literal["utterance", "none"] = "utterance"  # per-utterance mean/variance, or none
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.dynamic_range_db is not None and self.dynamic_range_db <= 0:
+            raise ConfigError(f"dynamic_range_db: {self.dynamic_range_db} is not a range in dB "
+                              "(above 0, or null for a fixed floor)")
 
     @property
     def size(self) -> int:

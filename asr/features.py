@@ -12,6 +12,7 @@ import scipy.sparse
 from asr.config import FeatureConfig
 
 LOG_FLOOR = 1e-6  # keeps log() finite on digital silence
+TINY = float(np.finfo(np.float32).tiny)  # with a dynamic range: log() stays finite on all-zero audio
 STANDARDIZE_EPSILON = 1e-5  # keeps the division finite on constant bins
 
 
@@ -25,7 +26,7 @@ def extract(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.nd
     # multi-threaded BLAS, which on a busy machine took 100x longer than the rest.
     power = power_spectrogram(audio, config)
     mel = _mel_basis(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax) @ power
-    features = np.log(mel + LOG_FLOOR)
+    features = log_mel(mel, config.dynamic_range_db)
     if config.kind == "mfcc":
         features = librosa.feature.mfcc(S=features, n_mfcc=config.n_mfcc)
     features = features.T.astype(np.float32)
@@ -45,6 +46,22 @@ def power_spectrogram(audio: np.ndarray, config: FeatureConfig = FeatureConfig()
     return (spectrum.real**2 + spectrum.imag**2).T
 
 
+def log_mel(mel: np.ndarray, dynamic_range_db: float | None = None) -> np.ndarray:
+    """log(mel power), floored at `dynamic_range_db` below the utterance's loudest value.
+
+    Without a dynamic range the floor is the fixed LOG_FLOOR, log(mel + 1e-6), which
+    sits at a different depth below the speech for each recording level: a
+    recording 20 dB quieter loses its quiet detail to it. With one, scaling the
+    audio by g adds the same 2·log(g) to every value, which the utterance
+    standardisation then removes: the features do not depend on the level
+    (Whisper floors its log-mel 80 dB below the peak the same way).
+    """
+    if dynamic_range_db is None:
+        return np.log(mel + LOG_FLOOR)
+    floor = max(float(mel.max(initial=0.0)) * 10 ** (-dynamic_range_db / 10), TINY)
+    return np.log(np.maximum(mel, floor))
+
+
 @functools.lru_cache(maxsize=8)
 def _window(n_fft: int, win_length: int) -> np.ndarray:
     """(n_fft,) float32 periodic Hann window of `win_length`, zero-padded to n_fft at both ends."""
@@ -62,9 +79,11 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float,
 
 def standardize(features: np.ndarray) -> np.ndarray:
     """(frames, bins) -> zero mean and unit variance over time in each bin (one utterance)."""
-    mean = features.mean(axis=0, keepdims=True)
-    std = features.std(axis=0, keepdims=True)
-    return (features - mean) / (std + STANDARDIZE_EPSILON)
+    # In float64: a bin held at the dynamic range's floor is constant, and a float32 mean
+    # one rounding step off it would come out as O(0.01) after dividing by the epsilon.
+    mean = features.mean(axis=0, keepdims=True, dtype=np.float64)
+    std = features.std(axis=0, keepdims=True, dtype=np.float64)
+    return ((features - mean) / (std + STANDARDIZE_EPSILON)).astype(np.float32)
 
 
 def num_frames(num_samples: int, config: FeatureConfig = FeatureConfig()) -> int:

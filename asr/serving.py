@@ -22,7 +22,7 @@ import scipy.fft
 import tensorflow as tf
 
 from asr.config import FeatureConfig
-from asr.features import LOG_FLOOR, STANDARDIZE_EPSILON
+from asr.features import LOG_FLOOR, STANDARDIZE_EPSILON, TINY
 from asr.text import Vocabulary
 
 
@@ -76,12 +76,13 @@ class LogMel:
         spectrum = tf.matmul(self.basis, frames, transpose_b=True)  # (batch, 2·bins, frames)
         real, imaginary = tf.split(spectrum, 2, axis=1)
         power = real * real + imaginary * imaginary
-        features = tf.math.log(tf.matmul(self.mel, power) + LOG_FLOOR)  # (batch, n_mels, frames)
+        mel = tf.matmul(self.mel, power)  # (batch, n_mels, frames)
+        frame_lengths = self.frame_lengths(lengths)
+        mask = tf.cast(tf.range(tf.shape(mel)[2])[None, :] < frame_lengths[:, None], tf.float32)
+        features = self.log_mel(mel, mask[:, None, :])
         if self.dct is not None:
             features = tf.matmul(self.dct, features)
         features = tf.transpose(features, [0, 2, 1])
-        frame_lengths = self.frame_lengths(lengths)
-        mask = tf.cast(tf.range(tf.shape(features)[1])[None, :] < frame_lengths[:, None], tf.float32)
         mask = mask[:, :, None]
         if self.config.standardize == "utterance":
             count = tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
@@ -93,6 +94,15 @@ class LogMel:
             variance = tf.reduce_sum(tf.square((features - mean) * mask), axis=1, keepdims=True) / count
             features = (features - mean) / (tf.sqrt(variance) + STANDARDIZE_EPSILON)
         return features * mask, frame_lengths
+
+
+    def log_mel(self, mel, mask):
+        """`asr.features.log_mel` per row: mel (batch, n_mels, frames), mask (batch, 1, frames)."""
+        if self.config.dynamic_range_db is None:
+            return tf.math.log(mel + LOG_FLOOR)
+        loudest = tf.reduce_max(mel * mask, axis=[1, 2], keepdims=True)  # mel >= 0: padding drops out
+        floor = tf.maximum(loudest * 10 ** (-self.config.dynamic_range_db / 10), TINY)
+        return tf.math.log(tf.maximum(mel, floor))
 
 
 def compact(values, keep):

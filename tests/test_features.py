@@ -53,6 +53,31 @@ def test_silence_stays_finite_and_small():
     assert np.all(np.isfinite(features)) and np.abs(features).max() < 1
 
 
+@pytest.mark.parametrize("kind", ["logmel", "mfcc"])
+def test_a_dynamic_range_makes_features_independent_of_the_level(tone, kind):
+    audio = tone(1.0, frequency=440.0)[:, 0] * 0.5 + tone(1.0, seed=1)[:, 0] * 0.01  # tone over noise
+    fixed, relative = FeatureConfig(kind=kind), FeatureConfig(kind=kind, dynamic_range_db=60.0)
+    quieter = (audio * 10 ** (-40 / 20)).astype(np.float32)  # 40 dB down
+    np.testing.assert_allclose(extract(quieter, relative), extract(audio, relative), atol=1e-3)
+    assert np.abs(extract(quieter, fixed) - extract(audio, fixed)).max() > 0.1  # the fixed floor's effect
+
+
+def test_the_dynamic_range_floors_log_mel_below_the_loudest_value(tone):
+    config = FeatureConfig(standardize="none", dynamic_range_db=30.0)
+    audio = tone(0.5, frequency=1000.0)[:, 0]
+    audio[:4000] = 0.0  # digital silence before the tone
+    features = extract(audio, config)
+    assert features.min() == pytest.approx(features.max() - 3 * np.log(10), abs=1e-4)  # 30 dB = 3 in log10
+    unfloored = extract(audio, FeatureConfig(standardize="none"))
+    np.testing.assert_array_equal(features > features.min(), unfloored > features.min() + 1e-3)
+    assert np.all(np.isfinite(extract(np.zeros(4000, np.float32), config)))
+
+
+def test_the_dynamic_range_must_be_positive():
+    with pytest.raises(ConfigError, match="dynamic_range_db: 0.0 is not a range in dB"):
+        FeatureConfig(dynamic_range_db=0.0)
+
+
 def test_mfcc_shape(tone):
     config = FeatureConfig(kind="mfcc", n_mfcc=13)
     features = extract(tone(0.5)[:, 0], config)

@@ -29,7 +29,9 @@ def run_log_mel(waveforms, config):
     FeatureConfig(n_mels=40, standardize="none"),
     FeatureConfig(kind="mfcc", n_mels=40),
     FeatureConfig(n_fft=400, win_length=400, hop_length=100, fmax=None),
-], ids=["logmel", "unnormalised", "mfcc", "n_fft=win_length"])
+    FeatureConfig(dynamic_range_db=40.0),
+    FeatureConfig(dynamic_range_db=40.0, standardize="none"),
+], ids=["logmel", "unnormalised", "mfcc", "n_fft=win_length", "dynamic-range", "dynamic-range-raw"])
 def test_log_mel_matches_librosa_features_on_a_padded_batch(tone, config):
     waveforms = [tone(seconds, frequency=frequency, seed=seed)[:, 0]
                  for seconds, frequency, seed in [(0.5, 440.0, 0), (1.27, 1250.0, 1), (0.1, 300.0, 2)]]
