@@ -63,6 +63,8 @@ def run(source: Path, work: Path, config_path: Path, overrides=(), utterances=No
     `source` into `work/data`. `hold_out` names a training speaker to leave out
     and score instead of test and test-unseen.
     """
+    if hold_out and prepared:  # a preparation's train split holds every training speaker
+        raise ValueError(f"hold_out={hold_out!r} prepares its own fold from source; it takes no prepared")
     protocol = split_protocol(hold_out).with_counts(**(utterances or {}))
     splits = [split.name for split in protocol.splits]
     manifests = ({split: prepared / f"{split}.jsonl" for split in splits} if prepared

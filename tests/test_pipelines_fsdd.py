@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 from conftest import TINY_MODEL
-from pipelines.fsdd import SPLITS, conditions, main, split_protocol
+from pipelines.fsdd import SPLITS, conditions, main, run, split_protocol
 
 
 def test_fsdd_pipeline_runs_end_to_end(shared_data, speech_corpus, tmp_path, capsys):
@@ -57,3 +57,5 @@ def test_held_out_runs_check_their_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--hold-out", "george", "--prepared", str(tmp_path)])
     assert "--hold-out prepares its own fold from --source" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="prepares its own fold from source; it takes no prepared"):
+        run(tmp_path, tmp_path / "work", tmp_path / "config.yaml", prepared=tmp_path, hold_out="george")
