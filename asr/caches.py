@@ -75,8 +75,8 @@ class MemoryCache:
                 self.bytes += nbytes
 
 
-def memory_cache(feature_bytes: float, memory_bytes: int) -> MemoryCache:
-    """A cache of `memory_bytes` when a corpus of `feature_bytes` fits in it, else none (0 bytes)."""
-    fits = feature_bytes <= memory_bytes
-    log.info("features of %.2f GB %s in memory", feature_bytes / 1e9, "kept" if fits else "not kept")
+def memory_cache(corpus_bytes: float, memory_bytes: int, what: str = "features") -> MemoryCache:
+    """A cache of `memory_bytes` when a corpus of `corpus_bytes` fits in it, else none (0 bytes)."""
+    fits = corpus_bytes <= memory_bytes
+    log.info("%s of %.2f GB %s in memory", what, corpus_bytes / 1e9, "kept" if fits else "not kept")
     return MemoryCache(memory_bytes if fits else 0)

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from asr import audio, augment, features
-from asr.caches import FeatureCache, memory_cache
+from asr.caches import FeatureCache, MemoryCache, memory_cache
 from asr.config import AugmentConfig, FeatureConfig, TrainConfig
 from asr.manifest import Utterance
 from asr.text import Vocabulary, normalize
@@ -191,8 +191,11 @@ class UtteranceLoader:
     """Features and labels by utterance index, through a bounded memory cache and an optional disk cache.
 
     Features stay in memory when all of them, at each of `speed_factors`, fit
-    in `memory_bytes`; otherwise none do. The planner's durations and the
-    labels are then all that grows with the corpus.
+    in `memory_bytes`; otherwise none do. With waveform corruptions on, whose
+    features are computed afresh each time, so do the waveforms (float32, at the
+    original speed) within a budget of `memory_bytes` of their own: babble reads
+    several other utterances for each one it corrupts. The planner's durations
+    and the labels are then all that grows with the corpus.
     """
 
     def __init__(self, utterances, vocabulary: Vocabulary, feature_config: FeatureConfig, *,
@@ -207,6 +210,8 @@ class UtteranceLoader:
         self.memory = memory_cache(max(len(speed_factors), 1) * frames * feature_config.size * 4,
                                    memory_bytes)
         self.disk = FeatureCache(cache_dir, feature_config) if cache_dir else None
+        self.waveforms = (memory_cache(self.durations.sum() * feature_config.sample_rate * 4, memory_bytes,
+                                       "waveforms") if augment.corrupts(augmentation) else MemoryCache(0))
         self.loaded, self._lock = 0, threading.Lock()  # utterances read or extracted, not from memory
 
     def keys(self) -> list[str]:
@@ -237,7 +242,12 @@ class UtteranceLoader:
     def samples(self, index: int, speed: float = 1.0) -> np.ndarray:
         """(samples,) float32 audio of utterance `index` played `speed` times faster."""
         rate = self.feature_config.sample_rate
-        return augment.change_speed(audio.load_audio(self.paths[index], rate), speed, rate)
+        samples = self.waveforms.get(index)
+        if samples is None:
+            samples = audio.load_audio(self.paths[index], rate)
+            samples.flags.writeable = False  # shared by every later use: corruptions copy it
+            self.waveforms.put(index, samples)
+        return augment.change_speed(samples, speed, rate)
 
     def batch(self, indices, speeds, seed=None):
         """Zero-padded features (b, frames, size), lengths (b,), labels (b, length), label lengths (b,).

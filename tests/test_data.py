@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from asr import audio
 from asr.config import AugmentConfig, FeatureConfig
 from asr.data import (BatchSampler, UtteranceLoader, ctc_feasible,
                       filter_utterances, load_example, make_dataset, sampled_dataset)
@@ -267,6 +268,35 @@ def test_augmented_batches_repeat_with_the_seed_and_leave_padding_alone(corpus):
         assert not features[row, length:].any()  # padding stays zero
         assert not np.allclose(features[row, :length], reference[row, :length])  # noise on every row
     np.testing.assert_array_equal(loader.batch(indices, speeds)[0], reference)  # no seed: clean
+
+
+def test_corrupting_loaders_read_each_waveform_once_when_the_corpus_fits(corpus, monkeypatch):
+    config = AugmentConfig(noise_probability=1.0, noise_kinds=("babble",), babble_talkers=3,
+                           reverb_probability=0.5)
+    samples = round(sum(u.duration for u in corpus) * FEATURES.sample_rate)
+    reads = collections.Counter()
+    load_audio = audio.load_audio
+
+    def counted(path, *args, **kwargs):
+        reads[path] += 1
+        return load_audio(path, *args, **kwargs)
+
+    monkeypatch.setattr(audio, "load_audio", counted)
+    fits = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=samples * 4 + 64, augmentation=config)
+    too_small = UtteranceLoader(corpus, Vocabulary(), FEATURES, memory_bytes=samples * 4 - 64,
+                                augmentation=config)
+    indices, speeds = np.arange(len(corpus)), np.ones(len(corpus), np.float32)
+    for epoch in range(2):
+        seed = np.array([epoch, 0])
+        np.testing.assert_array_equal(fits.batch(indices, speeds, seed)[0],
+                                      too_small.batch(indices, speeds, seed)[0])
+    assert fits.waveforms.bytes == samples * 4 and too_small.waveforms.bytes == 0
+    reads.clear()
+    fits.batch(indices, speeds, np.array([2, 0]))
+    assert not reads  # every utterance, and every babble talker, from memory
+    too_small.batch(indices, speeds, np.array([2, 0]))
+    assert sum(reads.values()) >= 4 * len(corpus)  # each utterance and its 3 talkers from disk
+    assert UtteranceLoader(corpus, Vocabulary(), FEATURES).waveforms.limit_bytes == 0  # clean: features only
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
