@@ -105,7 +105,8 @@ class TrainConfig(Checked):
     cache_dir: str | None = None  # on-disk feature cache shared by runs with the same features
     # Training features stay in memory across epochs when all of them (every speed)
     # fit in this many MiB per worker: FSDD (about 0.2 GB with three speeds) does;
-    # a larger corpus is read again each epoch, so memory does not grow with it.
+    # a larger corpus is read again each epoch, so memory does not grow with it. With
+    # waveform corruptions on, the same for the waveforms, in a budget of their own.
     memory_cache_mb: int = 2048
     # Threads one TensorFlow op may use (process-wide); 0: TensorFlow's default, one per core.
     # 1 leaves CPU cores to the loader's augmentation: the LSTM's small matrix products gain
