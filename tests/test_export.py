@@ -45,9 +45,11 @@ print(json.dumps([text.decode("utf-8") for text in outputs["text"].numpy()]))
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     """A tiny untrained model whose sharpened, space-biased output layer spells varied text
-    (leading, trailing and double spaces included), so transcripts test the whole decoding."""
+    (leading, trailing and double spaces included), so transcripts test the whole decoding.
+    Its log-mel has a 10 dB dynamic range (a fifth of the values floored): that floor (a max
+    and a maximum) is all the front end runs beyond log(mel + LOG_FLOOR)."""
     keras.utils.set_random_seed(1)
-    model = build_model(Vocabulary(), FeatureConfig(n_mels=40),
+    model = build_model(Vocabulary(), FeatureConfig(n_mels=40, dynamic_range_db=10.0),
                         ModelConfig(conv_channels=4, lstm_units=16, lstm_layers=1, dropout=0.0))
     model.classifier.kernel.assign(model.classifier.kernel * 30)
     bias = np.zeros(model.vocabulary.size, np.float32)
