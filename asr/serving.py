@@ -4,8 +4,9 @@ Everything `asr` does in Python around the model is redone here as graph ops
 with its constants baked in, so an exported model needs neither librosa nor
 asr: `LogMel` is `asr.features.extract` (librosa's centred STFT with its
 window, zero padding and Slaney mel filterbank, the log's floor, then the
-per-utterance standardisation), and `GreedyText` is `asr.decode.greedy_decode` followed by
-the word joining of `asr.transcribe` (no leading, trailing or double spaces).
+per-utterance standardisation), and `GreedyText` is `asr.decode.greedy_decode`
+followed by the word joining of `asr.transcribe` (no leading, trailing or double
+spaces).
 
 Only numeric ops that the TFLite builtins and ONNX both have are used (matmul,
 gather, cumsum, scatter): the STFT is a product of the frames with the
@@ -94,7 +95,6 @@ class LogMel:
             variance = tf.reduce_sum(tf.square((features - mean) * mask), axis=1, keepdims=True) / count
             features = (features - mean) / (tf.sqrt(variance) + STANDARDIZE_EPSILON)
         return features * mask, frame_lengths
-
 
     def log_mel(self, mel, mask):
         """`asr.features.log_mel` per row: mel (batch, n_mels, frames), mask (batch, 1, frames)."""
