@@ -97,6 +97,11 @@ class BeamSearchDecoder:
     pruning until the word is complete, which then keeps the full weight; a partial
     word that turns into another word loses the bonus. Weights are in nats.
 
+    With a `lexicon` (Flashlight's lexicon-constrained search), a hypothesis
+    spells only its words: a prefix survives pruning only while its last word is
+    the start of one, and one that ends the utterance mid-word ranks below every
+    hypothesis that ends on a whole word. Hotwords count as lexicon words.
+
     In each frame, characters below `prune_log_prob` are not tried (the frame's
     best character always is).
 
@@ -113,7 +118,10 @@ class BeamSearchDecoder:
     beta: float = 1.0
     hotwords: Mapping[str, float] | None = None
     prune_log_prob: float = -10.0
+    lexicon: frozenset[str] | None = None
     _hotword_prefixes: dict[str, float] = field(init=False, repr=False, compare=False)
+    # Each start of a lexicon word ("" included) -> whether it is a whole word.
+    _spellings: dict[str, bool] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.beam_width < 1:
@@ -125,6 +133,12 @@ class BeamSearchDecoder:
             for end in range(1, len(word) + 1):
                 prefixes[word[:end]] = max(prefixes.get(word[:end], 0.0), weight * end / len(word))
         object.__setattr__(self, "_hotword_prefixes", prefixes)
+        spellings = None
+        if self.lexicon is not None:
+            words = {*self.lexicon, *(self.hotwords or {})}
+            spellings = {word[:end]: False for word in words for end in range(len(word))}
+            spellings.update(dict.fromkeys(words, True))
+        object.__setattr__(self, "_spellings", spellings)
 
     def decode(self, logits: np.ndarray, length: int | None = None) -> Decoded:
         """(frames, classes) logits; `length` ignores padded frames. Returns the best text and its path."""
@@ -163,9 +177,27 @@ class BeamSearchDecoder:
             fused = acoustic + scorer.final_score(text) if scorer else acoustic
             path = blank_path if best_blank >= best_character else character_path
             hypotheses.append(Hypothesis(text, fused, acoustic, path))
-        return sorted(hypotheses, key=lambda hypothesis: hypothesis.score, reverse=True)
+        if self.lexicon is None:
+            def rank(hypothesis): return hypothesis.score
+        else:
+            def rank(hypothesis): return self._ends_a_word(hypothesis.text), hypothesis.score
+        return sorted(hypotheses, key=rank, reverse=True)
+
+    def _spells_words(self, text: str) -> bool:
+        """Whether `text`, whose prefixes do, keeps to the lexicon: a space ends a
+        lexicon word (or none, as two spaces in a row do) and a letter begins one."""
+        start = text.rfind(" ") + 1
+        if start < len(text):
+            return text[start:] in self._spellings
+        return self._ends_a_word(text[:-1])
+
+    def _ends_a_word(self, text: str) -> bool:
+        last = text[text.rfind(" ") + 1:]
+        return not last or self._spellings.get(last, False)
 
     def _prune(self, beams: dict, scorer: _FusionScorer | None) -> dict:
+        if self.lexicon is not None:
+            beams = {text: entry for text, entry in beams.items() if self._spells_words(text)}
         if scorer is None:
             def rank(item): return _log_add(item[1][0], item[1][1])
         else:

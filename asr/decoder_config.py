@@ -1,7 +1,7 @@
 """`DecoderConfig`: which decoder, from command-line style settings, and its YAML form.
 
-The settings behind --decoder, --beam-width, --lm, --alpha, --beta and
---hotwords build an `asr.decode` decoder; the YAML file is what
+The settings behind --decoder, --beam-width, --lm, --alpha, --beta, --hotwords
+and --lexicon build an `asr.decode` decoder; the YAML file is what
 `asr tune-lm --output` writes and `--decode-config` reads.
 """
 
@@ -20,7 +20,7 @@ import yaml
 from asr import fileio
 from asr.config import Checked, ConfigError, from_dict, read_yaml, to_dict
 from asr.decode import BeamSearchDecoder, GreedyDecoder
-from asr.lm import LanguageModel, load_language_model
+from asr.lm import LanguageModel, known_words, load_language_model
 from asr.text import Vocabulary, normalize
 
 DEFAULT_HOTWORD_WEIGHT = 5.0
@@ -46,7 +46,7 @@ def parse_hotwords(spec: str, default_weight: float = DEFAULT_HOTWORD_WEIGHT) ->
 
 @dataclass(frozen=True)
 class DecoderConfig(Checked):
-    """Settings behind --decoder, --beam-width, --lm, --alpha, --beta and --hotwords."""
+    """Settings behind --decoder, --beam-width, --lm, --alpha, --beta, --hotwords and --lexicon."""
 
     decoder: Literal["greedy", "beam"] = "greedy"
     beam_width: int = 16
@@ -55,6 +55,7 @@ class DecoderConfig(Checked):
     beta: float = 1.0  # word insertion bonus
     hotwords: Mapping[str, float] | None = None
     prune_log_prob: float = -10.0
+    lexicon: bool = False  # spell only the LM's words
 
     def __post_init__(self):
         super().__post_init__()
@@ -62,6 +63,8 @@ class DecoderConfig(Checked):
             raise ConfigError(f"beam_width: must be at least 1, got {self.beam_width}")
         if self.decoder == "greedy" and (self.lm_path or self.hotwords):
             raise ConfigError("a language model and hotwords need the beam decoder (--decoder beam)")
+        if self.lexicon and not self.lm_path:
+            raise ConfigError("a lexicon is the language model's words: it needs an LM (--lm)")
 
     @functools.cached_property
     def language_model(self) -> LanguageModel | None:
@@ -73,19 +76,20 @@ class DecoderConfig(Checked):
         """The decoder, its LM loaded; raises LanguageModelError for an unusable LM file."""
         if self.decoder == "greedy":
             return GreedyDecoder(vocabulary)
+        words = known_words(self.language_model) if self.lexicon else None
         return BeamSearchDecoder(vocabulary, self.beam_width, self.language_model, self.alpha, self.beta,
-                                 self.hotwords, self.prune_log_prob)
+                                 self.hotwords, self.prune_log_prob, words)
 
 
 def override_decoder_config(config: DecoderConfig, **settings) -> DecoderConfig:
     """`config` with the given fields replaced (None leaves a field alone).
 
-    Choosing the greedy decoder drops the LM and hotwords `config` brought, since
+    Choosing the greedy decoder drops the LM, hotwords and lexicon `config` brought, since
     greedy decoding cannot use them; ones given here still raise.
     """
     settings = {name: value for name, value in settings.items() if value is not None}
     if settings.get("decoder") == "greedy":
-        config = dataclasses.replace(config, decoder="greedy", lm_path=None, hotwords=None)
+        config = dataclasses.replace(config, decoder="greedy", lm_path=None, hotwords=None, lexicon=False)
     return dataclasses.replace(config, **settings)
 
 

@@ -79,4 +79,5 @@ def describe(decoder: DecoderConfig) -> str:
         return "greedy"
     lm = f", LM {decoder.lm_path} (alpha {decoder.alpha}, beta {decoder.beta})" if decoder.lm_path else ""
     hotwords = f", hotwords {dict(decoder.hotwords)}" if decoder.hotwords else ""
-    return f"beam search (width {decoder.beam_width}{lm}{hotwords})"
+    lexicon = ", the LM's words only" if decoder.lexicon else ""
+    return f"beam search (width {decoder.beam_width}{lm}{hotwords}{lexicon})"

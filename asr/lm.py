@@ -35,6 +35,9 @@ class LanguageModelError(AsrError):
 class LanguageModel(Protocol):
     order: int
 
+    @property
+    def vocabulary(self) -> set[str]: ...
+
     def score(self, word: str, context: Sequence[str] = ()) -> float: ...
 
     def sentence_score(self, sentence: str) -> float: ...
@@ -258,11 +261,17 @@ class KenLMModel:
         import kenlm
 
         self._kenlm = kenlm
+        self.path = Path(path)
         try:
             self._model = kenlm.Model(str(path))
         except (OSError, RuntimeError) as error:
             raise LanguageModelError(f"{path}: kenlm cannot read it ({error})") from None
         self.order = self._model.order
+
+    @property
+    def vocabulary(self) -> set[str]:
+        raise LanguageModelError(f"{self.path}: a KenLM binary does not list its words; "
+                                 "use the ARPA file it was built from for a lexicon")
 
     def score(self, word: str, context: Sequence[str] = ()) -> float:
         history = list(context)[-(self.order - 1):] if self.order > 1 else []
@@ -279,6 +288,11 @@ class KenLMModel:
 
     def sentence_score(self, sentence: str) -> float:
         return self._model.score(sentence, bos=True, eos=True)
+
+
+def known_words(lm: LanguageModel) -> frozenset[str]:
+    """The words `lm` knows, without <s>, </s> and <unk>: what a lexicon-constrained decoder spells."""
+    return frozenset(lm.vocabulary - {BOS, EOS, UNK})
 
 
 def load_language_model(path) -> LanguageModel:

@@ -22,7 +22,7 @@ import numpy as np
 from asr.decode import BeamSearchDecoder, GreedyDecoder
 from asr.decoder_config import DecoderConfig
 from asr.errors import UsageError
-from asr.lm import LanguageModel, build_kneser_ney, load_language_model, read_sentences
+from asr.lm import LanguageModel, build_kneser_ney, known_words, load_language_model, read_sentences
 from asr.manifest import ManifestError, Utterance, read_manifest
 from asr.metrics import error_rates
 from asr.text import Vocabulary
@@ -54,16 +54,19 @@ class Tuning:
 
 def grid_search(logits: Sequence[np.ndarray], references: Sequence[str], vocabulary: Vocabulary,
                 lm: LanguageModel, alphas: Sequence[float], betas: Sequence[float], *,
-                beam_width: int = 16, prune_log_prob: float = -10.0, workers: int = 1) -> Tuning:
+                beam_width: int = 16, prune_log_prob: float = -10.0, lexicon: bool = False,
+                workers: int = 1) -> Tuning:
     """Decode every utterance at every (alpha, beta) and score it against its reference.
 
     logits: one (frames, classes) array per utterance, padding removed.
+    With `lexicon`, the decoders spell only `lm`'s words.
     With `workers` > 1, grid points are decoded in that many processes.
     """
     if not alphas or not betas:
         raise UsageError("the grid needs at least one alpha and one beta")
     grid = [(alpha, beta) for alpha in alphas for beta in betas]
-    decoders = [BeamSearchDecoder(vocabulary, beam_width, lm, alpha, beta, None, prune_log_prob)
+    words = known_words(lm) if lexicon else None
+    decoders = [BeamSearchDecoder(vocabulary, beam_width, lm, alpha, beta, None, prune_log_prob, words)
                 for alpha, beta in grid]
     transcripts = _decode_each(decoders, list(logits), workers)
     points = tuple(GridPoint(alpha, beta, *_rates(references, texts))
@@ -126,8 +129,8 @@ def dev_logits(model, utterances: list[Utterance], source,
 # the demo's trigram); up to beta 3 the demo's dev picked the grid's edge, so 30 points reach 6.
 def tune(model_path, manifest, lm_path, alphas: Sequence[float] = (0, 0.25, 0.5, 0.75, 1),
          betas: Sequence[float] = (0, 1, 2, 3, 4, 6), *, perturbations: Sequence[str] = (),
-         beam_width: int = DecoderConfig.beam_width, batch_size: int = 16,
-         workers: int = 2) -> tuple[Tuning, DecoderConfig]:
+         beam_width: int = DecoderConfig.beam_width, lexicon: bool = DecoderConfig.lexicon,
+         batch_size: int = 16, workers: int = 2) -> tuple[Tuning, DecoderConfig]:
     """Grid-search alpha and beta for `lm_path` on a dev manifest.
 
     With `perturbations` (`noise:10`, `reverb:0.5`, ...: `asr.augment.parse_perturbation`),
@@ -155,10 +158,10 @@ def tune(model_path, manifest, lm_path, alphas: Sequence[float] = (0, 0.25, 0.5,
                                                       batch_size)
             logits, references = logits + more_logits, references + more_references
     tuning = grid_search(logits, references, model.vocabulary, lm, alphas, betas,
-                         beam_width=beam_width, workers=workers)
+                         beam_width=beam_width, lexicon=lexicon, workers=workers)
     tuning = replace(tuning, conditions=("clean", *perturbations))
     best = tuning.best
-    return tuning, DecoderConfig("beam", beam_width, str(lm_path), best.alpha, best.beta)
+    return tuning, DecoderConfig("beam", beam_width, str(lm_path), best.alpha, best.beta, lexicon=lexicon)
 
 
 def tune_transcript_lm(model_path, train_manifests: Sequence, dev_manifest, lm_path, *,

@@ -6,7 +6,7 @@ import pytest
 from asr.config import ConfigError
 from asr.decode import BeamSearchDecoder, GreedyDecoder, greedy_decode, log_softmax
 from asr.decoder_config import DecoderConfig
-from asr.lm import NGramModel, build_kneser_ney
+from asr.lm import NGramModel, build_kneser_ney, known_words
 from asr.text import Vocabulary
 from ctc_logits import forced_alignment, frames, spell
 
@@ -53,6 +53,34 @@ def test_hotword_boost_while_spelling_keeps_it_in_a_one_wide_beam():
 
 def test_a_hotword_prefix_that_becomes_another_word_loses_its_bonus():
     assert BeamSearchDecoder(VOCABULARY, hotwords={"cab": 3.0}).decode(AMBIGUOUS).text == "the kat"
+
+
+def test_a_lexicon_spells_its_words_where_the_acoustics_prefer_another(lm):
+    lexicon = known_words(lm)
+    assert BeamSearchDecoder(VOCABULARY, lm=lm, alpha=0.0, beta=0.0, lexicon=lexicon).decode(AMBIGUOUS).text == (
+        "the cat")
+    assert BeamSearchDecoder(VOCABULARY, lexicon=frozenset({"the", "cat"})).decode(AMBIGUOUS).text == "the cat"
+    assert BeamSearchDecoder(VOCABULARY, lexicon=frozenset({"the"}), hotwords={"kat": 0.1}).decode(
+        AMBIGUOUS).text == "the kat"  # a hotword is a lexicon word
+
+
+def test_lexicon_hypotheses_spell_only_its_words_and_whole_words_rank_first(lm):
+    rng = np.random.default_rng(0)
+    lexicon = known_words(lm)
+    starts = {word[:end] for word in lexicon for end in range(len(word) + 1)}
+    decoder = BeamSearchDecoder(VOCABULARY, lm=lm, lexicon=lexicon)
+    for _ in range(5):
+        hypotheses = decoder.search(peaked_logits(rng, 40, margin=2.0))
+        assert hypotheses
+        for hypothesis in hypotheses:
+            *words, last = hypothesis.text.split(" ")
+            assert set(words) <= lexicon | {""} and last in starts
+        whole = [not h.text or h.text.split(" ")[-1] in lexicon | {""} for h in hypotheses]
+        assert whole == sorted(whole, reverse=True)
+    # Cut off mid-word: "the ca" is by far the likeliest text, but it ranks last.
+    hypotheses = BeamSearchDecoder(VOCABULARY, lexicon=frozenset({"the", "cat"})).search(frames(*spell("the ca")))
+    assert hypotheses[0].text == "the cat"
+    assert max(hypotheses, key=lambda hypothesis: hypothesis.score).text == "the ca"
 
 
 def test_acoustic_scores_sum_over_alignments():
@@ -150,8 +178,10 @@ def test_decoder_config_builds_greedy_and_beam_decoders(lm, tmp_path):
     assert isinstance(DecoderConfig().build(VOCABULARY), GreedyDecoder)
     lm.save_arpa(tmp_path / "words.arpa")
     decoder = DecoderConfig("beam", beam_width=8, lm_path=tmp_path / "words.arpa").build(VOCABULARY)
-    assert decoder.beam_width == 8 and decoder.lm == lm
+    assert decoder.beam_width == 8 and decoder.lm == lm and decoder.lexicon is None
     assert [d.text for d in decoder.decode_batch(AMBIGUOUS[None], [len(AMBIGUOUS)])] == ["the cat"]
+    constrained = DecoderConfig("beam", lm_path=tmp_path / "words.arpa", lexicon=True).build(VOCABULARY)
+    assert constrained.lexicon == known_words(lm) == {"the", "cat", "sat", "on", "mat", "ran", "a", "dog"}
 
 
 def test_decoder_config_loads_its_language_model_once(lm, tmp_path):

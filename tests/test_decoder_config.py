@@ -30,19 +30,21 @@ def test_decoder_config_rejects_bad_settings(tmp_path):
         DecoderConfig("beam", beam_width=0)
     with pytest.raises(ConfigError, match="need the beam decoder"):
         DecoderConfig("greedy", lm_path="words.arpa")
+    with pytest.raises(ConfigError, match="lexicon is the language model's words: it needs an LM"):
+        DecoderConfig("beam", lexicon=True)
     with pytest.raises(LanguageModelError, match="missing.arpa: no such file"):
         DecoderConfig("beam", lm_path=tmp_path / "missing.arpa").build(Vocabulary())
 
 
 def test_decoder_config_round_trips_through_yaml(tmp_path):
     (tmp_path / "lms").mkdir()
-    config = DecoderConfig("beam", 32, tmp_path / "lms" / "words.arpa", 0.75, 2.0, {"cat": 3.0}, -8.0)
+    config = DecoderConfig("beam", 32, tmp_path / "lms" / "words.arpa", 0.75, 2.0, {"cat": 3.0}, -8.0, True)
     save_decoder_config(config, tmp_path / "decode.yaml", comment="tuned on dev\nWER 1%")
     text = (tmp_path / "decode.yaml").read_text()
     assert text.startswith("# tuned on dev\n# WER 1%\n") and "lm_path: lms/words.arpa" in text
     loaded = load_decoder_config(tmp_path / "decode.yaml")
     assert loaded == DecoderConfig("beam", 32, str(tmp_path / "lms" / "words.arpa"), 0.75, 2.0,
-                                   {"cat": 3.0}, -8.0)
+                                   {"cat": 3.0}, -8.0, True)
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -75,9 +77,9 @@ def test_a_missing_decoding_config_is_a_usage_error(trained_model, speech_corpus
 
 
 def test_flags_override_the_file_and_greedy_drops_its_lm():
-    from_file = DecoderConfig("beam", 32, "words.arpa", 0.75, 2.0)
+    from_file = DecoderConfig("beam", 32, "words.arpa", 0.75, 2.0, lexicon=True)
     assert override_decoder_config(from_file, beam_width=4, alpha=None) == DecoderConfig(
-        "beam", 4, "words.arpa", 0.75, 2.0)
+        "beam", 4, "words.arpa", 0.75, 2.0, lexicon=True)
     greedy = override_decoder_config(from_file, decoder="greedy")
     assert greedy == DecoderConfig("greedy", 32, None, 0.75, 2.0)
     with pytest.raises(ConfigError, match="need the beam decoder"):

@@ -6,7 +6,7 @@ import pytest
 
 from asr.cli import main
 from asr.lm import (BOS, EOS, UNK, KenLMModel, LanguageModelError, NGramModel, build_kneser_ney,
-                    kneser_ney_discounts, load_language_model, read_sentences)
+                    known_words, kneser_ney_discounts, load_language_model, read_sentences)
 
 WORDS = "the a cat dog sat ran on mat big small".split()
 
@@ -74,6 +74,10 @@ def test_probabilities_over_the_vocabulary_sum_to_one(trigram, context):
 def test_unknown_words_read_as_unk(trigram):
     assert trigram.score("zebra", [BOS, "the"]) == trigram.score(UNK, [BOS, "the"])
     assert trigram.score("cat", ["zebra", "the"]) == trigram.score("cat", [UNK, "the"])
+
+
+def test_known_words_leave_out_the_sentence_markers_and_unk(trigram):
+    assert known_words(trigram) == set(WORDS) and {BOS, EOS, UNK} < trigram.vocabulary
 
 
 def test_sentence_score_sums_word_scores(trigram):
@@ -147,6 +151,8 @@ def test_kenlm_reads_our_arpa_files_with_the_same_scores(trigram, tmp_path):
     wrapped = KenLMModel(tmp_path / "model.arpa")
     for context in ([BOS, "the"], ["the", "cat"], [BOS], []):
         assert math.isclose(wrapped.score("sat", context), trigram.score("sat", context), abs_tol=1e-4)
+    with pytest.raises(LanguageModelError, match="model.arpa: a KenLM binary does not list its words"):
+        known_words(wrapped)
 
 
 # Found by fuzzing (tests/test_fuzz.py).

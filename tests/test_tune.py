@@ -49,6 +49,13 @@ def test_a_process_pool_gives_the_same_table(dev_set):
     assert pooled == alone
 
 
+def test_a_lexicon_grid_never_spells_a_word_the_lm_has_not_seen(dev_set):
+    logits, references, lm = dev_set
+    tuning = grid_search(logits, references, VOCABULARY, lm, ALPHAS, BETAS, beam_width=8, lexicon=True)
+    # "cot" is not in the LM: every weight, even 0, writes "cat", one error in six words.
+    assert [point.wer for point in tuning.points] == pytest.approx([1 / 6] * len(tuning.points))
+
+
 def test_grid_search_rejects_an_empty_grid(dev_set):
     logits, references, lm = dev_set
     with pytest.raises(UsageError, match="at least one alpha"):
@@ -60,20 +67,22 @@ def test_tune_lm_writes_the_config_that_evaluate_reads(trained_model, speech_cor
     assert main(["build-lm", "--manifest", str(speech_corpus["train"]), "--out", str(lm)]) == 0
     assert main(["tune-lm", "--model", str(trained_model), "--manifest", str(speech_corpus["dev"]),
                  "--lm", str(lm), "--alphas", "0,0.5", "--betas", "1", "--beam-width", "4",
-                 "--workers", "1", "--output", str(config), "--perturb", "telephone"]) == 0
+                 "--workers", "1", "--output", str(config), "--perturb", "telephone", "--lexicon"]) == 0
     assert "(clean, telephone)" in capsys.readouterr().out
     assert "16 utterances: clean, telephone" in config.read_text()
     tuned = load_decoder_config(config)
-    assert (tuned.decoder, tuned.beam_width, tuned.beta) == ("beam", 4, 1.0) and tuned.alpha in (0.0, 0.5)
+    assert (tuned.decoder, tuned.beam_width, tuned.beta, tuned.lexicon) == ("beam", 4, 1.0, True)
+    assert tuned.alpha in (0.0, 0.5)
 
     def decoder_used(*flags) -> str:
         assert main(["evaluate", "--model", str(trained_model), "--manifest", str(speech_corpus["test"]),
                      "--output-dir", str(tmp_path / "report"), "--decode-config", str(config), *flags]) == 0
         return json.loads((tmp_path / "report" / "report.json").read_text())["metadata"]["decoder"]
 
-    assert decoder_used() == f"beam search (width 4, LM {lm} (alpha {tuned.alpha}, beta 1.0))"
+    lm_words = "the LM's words only"
+    assert decoder_used() == f"beam search (width 4, LM {lm} (alpha {tuned.alpha}, beta 1.0), {lm_words})"
     assert decoder_used("--beam-width", "2", "--beta", "0") == (
-        f"beam search (width 2, LM {lm} (alpha {tuned.alpha}, beta 0.0))")
+        f"beam search (width 2, LM {lm} (alpha {tuned.alpha}, beta 0.0), {lm_words})")
     assert decoder_used("--decoder", "greedy") == "greedy"
 
 

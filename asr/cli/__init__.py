@@ -142,6 +142,7 @@ def _add_tune_lm_parser(commands) -> None:
                               "reverb:RT60[:DRR], telephone, gain:DB), pooled with clean dev")
     tune_lm.add_argument("--beam-width", type=int, default=library_default(tune, "beam_width"),
                          help="beam width")
+    tune_lm.add_argument("--lexicon", action="store_true", help="decode spelling only the LM's words")
     tune_lm.add_argument("--batch-size", type=int, default=library_default(tune, "batch_size"),
                          help="utterances run through the model together")
     tune_lm.add_argument("--workers", type=int, default=library_default(tune, "workers"),
@@ -205,6 +206,8 @@ def _add_decoder_arguments(parser):
     group.add_argument("--alpha", type=float, help=f"LM weight (default {DecoderConfig.alpha})")
     group.add_argument("--beta", type=float, help=f"word insertion bonus (default {DecoderConfig.beta})")
     group.add_argument("--hotwords", help="words to boost: word[:weight],... (beam decoder)")
+    group.add_argument("--lexicon", action="store_true", default=None,
+                       help="spell only words the LM knows (and hotwords); needs --lm")
 
 
 def decoder_config(args):
@@ -214,7 +217,8 @@ def decoder_config(args):
     config = load_decoder_config(args.decode_config) if args.decode_config else DecoderConfig()
     return override_decoder_config(
         config, decoder=args.decoder, beam_width=args.beam_width, lm_path=args.lm, alpha=args.alpha,
-        beta=args.beta, hotwords=parse_hotwords(args.hotwords) if args.hotwords else None)
+        beta=args.beta, hotwords=parse_hotwords(args.hotwords) if args.hotwords else None,
+        lexicon=args.lexicon)
 
 
 def _train(args) -> int:
@@ -336,7 +340,7 @@ def _tune_lm(args) -> int:
 
     _start_tensorflow(args)
     tuning, config = tune(args.model, args.manifest, args.lm, alphas=args.alphas, betas=args.betas,
-                          perturbations=args.perturb, beam_width=args.beam_width,
+                          perturbations=args.perturb, beam_width=args.beam_width, lexicon=args.lexicon,
                           batch_size=args.batch_size, workers=args.workers)
     print(format_tuning(tuning))
     if args.output:
