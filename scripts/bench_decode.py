@@ -21,7 +21,7 @@ import jiwer
 import numpy as np
 
 from asr.decode import BeamSearchDecoder, GreedyDecoder, log_softmax
-from asr.lm import build_kneser_ney, load_language_model
+from asr.lm import build_kneser_ney, known_words, load_language_model
 from asr.text import Vocabulary
 
 
@@ -114,11 +114,12 @@ def main():
         seconds = frame_count / args.frames_per_second
 
     batch, lengths = pad(utterances)
-    decoders = [("greedy", 1, GreedyDecoder(vocabulary).decode_batch)]
+    decoders = [("greedy", 1, GreedyDecoder(vocabulary))]  # (name, beam width, decoder)
     for width in (16, 64):
-        decoders.append(("prefix beam", width, BeamSearchDecoder(vocabulary, width).decode_batch))
+        decoders.append(("prefix beam", width, BeamSearchDecoder(vocabulary, width)))
         if lm is not None:
-            decoders.append(("prefix beam + LM", width, BeamSearchDecoder(vocabulary, width, lm).decode_batch))
+            decoders.append(("prefix beam + LM", width, BeamSearchDecoder(vocabulary, width, lm)))
+            decoders.append(("  + lexicon", width, BeamSearchDecoder(vocabulary, width, lm, lexicon=known_words(lm))))
 
     log_probs = log_softmax(np.concatenate(utterances))
     tried = (log_probs[:, 1:] >= BeamSearchDecoder.prune_log_prob).sum(axis=1).mean()
@@ -126,13 +127,14 @@ def main():
           f"{tried:.1f} characters above the prune threshold per frame")
     print(f"{'decoder':<18}{'beam':>5}{'LM':>5}{'ms/audio s':>12}{'x real-time':>13}"
           + ("    WER" if references else ""))
-    for name, width, decode in decoders:
+    for name, width, decoder in decoders:
         elapsed = math.inf
         for _ in range(args.repeats):  # the fastest run is the least disturbed by other load
             start = time.perf_counter()
-            texts = [decoded.text for decoded in decode(batch, lengths)]
+            texts = [decoded.text for decoded in decoder.decode_batch(batch, lengths)]
             elapsed = min(elapsed, time.perf_counter() - start)
-        row = (f"{name:<18}{width:>5}{'yes' if 'LM' in name else 'no':>5}"
+        fused = isinstance(decoder, BeamSearchDecoder) and decoder.lm is not None
+        row = (f"{name:<18}{width:>5}{'yes' if fused else 'no':>5}"
                f"{1000 * elapsed / seconds:>12.3f}{seconds / elapsed:>13.0f}")
         print(row + (f"{jiwer.wer(references, texts):>7.3f}" if references else ""))
 
