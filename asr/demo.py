@@ -3,7 +3,8 @@
 Runs offline: eSpeak NG (bundled by `espeakng-loader`) speaks a small corpus in
 several voices; the test split's voices are never seen in training. A trigram
 LM is built from the training transcripts, its weight and word bonus are tuned
-on dev, and test is scored with greedy decoding and with beam search + LM.
+on dev, and test is scored with greedy decoding and with beam search + LM,
+spelling only the LM's words (the corpus's sentences share one vocabulary).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def run_demo(config: ExperimentConfig, work_dir, verbose="auto",
         test_manifests=(str(manifests["test"]),)))
     result = train(config, work_dir / "model", verbose=verbose)
     _, decoder = tune_transcript_lm(result.model_path, [manifests["train"]], manifests["dev"],
-                                    work_dir / "lm.arpa")
+                                    work_dir / "lm.arpa", lexicon=True)
     reports, paths = {}, {}
     for name, settings in (("greedy", DecoderConfig()), ("beam + LM", decoder)):
         folder = work_dir / "report" / ("greedy" if settings.decoder == "greedy" else "lm")

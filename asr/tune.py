@@ -169,8 +169,9 @@ def tune_transcript_lm(model_path, train_manifests: Sequence, dev_manifest, lm_p
     """Build a Kneser-Ney LM of the training transcripts at `lm_path`, then `tune` it on dev.
 
     What a recipe without a text corpus of its own decodes with: the LM knows the
-    training vocabulary, so beam search turns near-misses ("thre") into words.
-    `grid` goes to `tune` (alphas, betas, perturbations, beam_width, batch_size, workers).
+    training vocabulary, and with `lexicon=True` beam search spells only it, so
+    near-misses ("thre") become words. `grid` goes to `tune` (alphas, betas,
+    perturbations, beam_width, lexicon, batch_size, workers).
     """
     build_kneser_ney(read_sentences(manifests=train_manifests), order=order).save_arpa(lm_path)
     return tune(model_path, dev_manifest, lm_path, **grid)
