@@ -77,7 +77,7 @@ def test_lexicon_hypotheses_spell_only_its_words_and_whole_words_rank_first(lm):
             assert set(words) <= lexicon | {""} and last in starts
         whole = [not h.text or h.text.split(" ")[-1] in lexicon | {""} for h in hypotheses]
         assert whole == sorted(whole, reverse=True)
-    # Cut off mid-word: "the ca" is by far the likeliest text, but it ranks last.
+    # Cut off mid-word: "the ca" is by far the likeliest text, but "the cat" ranks above it.
     hypotheses = BeamSearchDecoder(VOCABULARY, lexicon=frozenset({"the", "cat"})).search(frames(*spell("the ca")))
     assert hypotheses[0].text == "the cat"
     assert max(hypotheses, key=lambda hypothesis: hypothesis.score).text == "the ca"
