@@ -9,6 +9,7 @@ and the CTC path (a label per logit frame) that spells it, from which
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Mapping
@@ -100,7 +101,10 @@ class BeamSearchDecoder:
     With a `lexicon` (Flashlight's lexicon-constrained search), a hypothesis
     spells only its words: a prefix survives pruning only while its last word is
     the start of one, and one that ends the utterance mid-word ranks below every
-    hypothesis that ends on a whole word. Hotwords count as lexicon words.
+    hypothesis that ends on a whole word. Hotwords count as lexicon words. Should
+    every hypothesis left at the end stop mid-word (a long "e" that never let "three"
+    spell its second one), the likeliest are spelled out to the lexicon words they
+    begin, each scored over all its alignments, so that a whole word can still win.
 
     In each frame, characters below `prune_log_prob` are not tried (the frame's
     best character always is).
@@ -180,8 +184,35 @@ class BeamSearchDecoder:
         if self.lexicon is None:
             def rank(hypothesis): return hypothesis.score
         else:
+            if not any(self._ends_a_word(hypothesis.text) for hypothesis in hypotheses):
+                hypotheses += self._completions(log_probs, hypotheses, scorer)
             def rank(hypothesis): return self._ends_a_word(hypothesis.text), hypothesis.score
-        return sorted(hypotheses, key=rank, reverse=True)
+        return sorted(hypotheses, key=rank, reverse=True)[:self.beam_width]
+
+    def _completions(self, log_probs: np.ndarray, hypotheses: list[Hypothesis],
+                     scorer: _FusionScorer | None) -> list[Hypothesis]:
+        """Up to beam_width texts that end `hypotheses`' unfinished last words as lexicon
+        words (fewest letters added, then likeliest, first), scored as the search scores
+        its own (ln P_ctc over all alignments, plus fusion), with their Viterbi alignments."""
+        words = sorted(word for word, whole in self._spellings.items()
+                       if whole and self.vocabulary.covers(word))
+        candidates = {}
+        for hypothesis in hypotheses:
+            start = hypothesis.text.rfind(" ") + 1
+            partial = hypothesis.text[start:]
+            index = bisect.bisect_right(words, partial)  # sorted: the words it begins follow it
+            while index < len(words) and words[index].startswith(partial):
+                text = hypothesis.text[:start] + words[index]
+                rank = len(words[index]) - len(partial), -hypothesis.score
+                candidates[text] = min(rank, candidates.get(text, rank))
+                index += 1
+        completions = []
+        for text in heapq.nsmallest(self.beam_width, candidates, key=candidates.get):
+            acoustic, path = ctc_alignment(log_probs, self.vocabulary.encode(text))
+            if path is not None:
+                fused = acoustic + scorer.final_score(text) if scorer else acoustic
+                completions.append(Hypothesis(text, fused, acoustic, _emissions(path)))
+        return completions
 
     def _spells_words(self, text: str) -> bool:
         """Whether `text`, whose prefixes do, keeps to the lexicon: a space ends a
@@ -273,6 +304,55 @@ def _held_path(log_probs: np.ndarray, alignment) -> np.ndarray:
         path[frame:frame + int(choices.argmax()) + 1] = label
         following = frame, label
     return path
+
+
+def ctc_alignment(log_probs: np.ndarray, labels) -> tuple[float, np.ndarray | None]:
+    """ln P(labels) over all CTC paths that spell them, and the most probable such path.
+
+    (frames, classes) log posteriors, (length,) label ids -> (the forward algorithm's
+    log-likelihood, (frames,) label per frame by Viterbi); (-inf, None) when no path
+    of that many frames spells them (repeats need a blank in between).
+    """
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    states = np.zeros(2 * len(labels) + 1, dtype=np.int64)  # blank, l1, blank, l2, ..., blank
+    states[1::2] = labels
+    if not len(log_probs):
+        return (0.0, np.zeros(0, np.int64)) if not len(labels) else (-math.inf, None)
+    # A path may skip the blank between two different characters, never between repeats.
+    can_skip = np.zeros(len(states), dtype=bool)
+    can_skip[2:] = (states[2:] != 0) & (states[2:] != states[:-2])
+    total = np.full(len(states), -np.inf)
+    total[:2] = log_probs[0, states[:2]]
+    best = total.copy()
+    moves = np.zeros((len(log_probs), len(states)), dtype=np.int64)  # states each best path stepped
+    for frame in range(1, len(log_probs)):
+        totals, bests = np.full((3, len(states)), -np.inf), np.full((3, len(states)), -np.inf)
+        for scores, shifted in ((total, totals), (best, bests)):
+            shifted[0], shifted[1, 1:] = scores, scores[:-1]
+            shifted[2, 2:] = np.where(can_skip[2:], scores[:-2], -np.inf)
+        moves[frame] = bests.argmax(axis=0)
+        total = np.logaddexp.reduce(totals, axis=0) + log_probs[frame, states]
+        best = bests.max(axis=0) + log_probs[frame, states]
+    ends = [len(states) - 1, len(states) - 2][:len(states)]  # a path ends on the last label or blank
+    log_likelihood = float(np.logaddexp.reduce(total[ends]))
+    if log_likelihood == -math.inf:
+        return log_likelihood, None
+    state = max(ends, key=best.__getitem__)
+    path = np.empty(len(log_probs), dtype=np.int64)
+    for frame in range(len(log_probs) - 1, -1, -1):
+        path[frame] = states[state]
+        state -= moves[frame, state]
+    return log_likelihood, path
+
+
+def _emissions(path: np.ndarray) -> tuple | None:
+    """A CTC path -> where it emits each character: (frame, label, the rest), last first."""
+    alignment, previous = None, 0
+    for frame, label in enumerate(path.tolist()):
+        if label and label != previous:
+            alignment = (frame, label, alignment)
+        previous = label
+    return alignment
 
 
 class _FusionScorer:

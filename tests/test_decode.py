@@ -1,14 +1,16 @@
+import itertools
 import math
 
+import keras
 import numpy as np
 import pytest
 
 from asr.config import ConfigError
-from asr.decode import BeamSearchDecoder, GreedyDecoder, greedy_decode, log_softmax
+from asr.decode import BeamSearchDecoder, GreedyDecoder, ctc_alignment, greedy_decode, log_softmax
 from asr.decoder_config import DecoderConfig
 from asr.lm import NGramModel, build_kneser_ney, known_words
 from asr.text import Vocabulary
-from ctc_logits import forced_alignment, frames, spell
+from ctc_logits import frames, spell
 
 VOCABULARY = Vocabulary()
 CORPUS = ["the cat sat on the mat", "the cat ran", "a cat sat", "the dog sat on the mat"]
@@ -83,6 +85,43 @@ def test_lexicon_hypotheses_spell_only_its_words_and_whole_words_rank_first(lm):
     assert max(hypotheses, key=lambda hypothesis: hypothesis.score).text == "the ca"
 
 
+def test_a_search_left_mid_word_completes_it_to_a_lexicon_word(lm):
+    # One long "e": "three" needs a blank inside it, which a one-wide beam never keeps.
+    logits = frames(*spell("thr"), *[{"e": 0.95}] * 4)
+    lexicon = frozenset({"three", "two", "thread"})
+    assert BeamSearchDecoder(VOCABULARY, beam_width=1).decode(logits).text == "thre"
+    decoded = BeamSearchDecoder(VOCABULARY, beam_width=1, lexicon=lexicon).decode(logits)
+    assert decoded.text == "three"
+    assert VOCABULARY.decode([label for label, _ in itertools.groupby(decoded.path)]) == "three"
+    (best,) = BeamSearchDecoder(VOCABULARY, beam_width=1, lexicon=lexicon).search(logits)
+    assert best.acoustic_score == pytest.approx(ctc_alignment(logits, VOCABULARY.encode("three"))[0])
+    # Too few frames to spell any completion: the unfinished word is kept.
+    short = frames(*spell("th")[:-1], {"r": 0.95}, {"e": 0.95})
+    assert BeamSearchDecoder(VOCABULARY, beam_width=1, lexicon=lexicon).decode(short).text == "thre"
+
+
+def test_ctc_alignment_sums_and_maximises_over_the_paths_that_spell_the_labels():
+    """Against every path of a tiny vocabulary, and Keras's CTC loss on a longer input."""
+    vocabulary, rng = Vocabulary("ab"), np.random.default_rng(0)
+    log_probs = log_softmax(rng.normal(size=(5, vocabulary.size)))
+    for text in ("", "a", "ab", "aa", "aba", "aaa", "aaab"):  # "aaab" needs 6 frames: a-a-ab
+        spelling = [np.array(path) for path in itertools.product(range(3), repeat=5)
+                    if vocabulary.decode(greedy_decode(np.eye(3)[list(path)])) == text]
+        scores = [log_probs[np.arange(5), path].sum() for path in spelling]
+        log_likelihood, best = ctc_alignment(log_probs, vocabulary.encode(text))
+        if not spelling:
+            assert log_likelihood == -math.inf and best is None
+            continue
+        assert log_likelihood == pytest.approx(np.logaddexp.reduce(scores))
+        np.testing.assert_array_equal(best, spelling[int(np.argmax(scores))])
+    logits = rng.normal(scale=2.0, size=(1, 60, VOCABULARY.size)).astype(np.float32)
+    labels = np.array([VOCABULARY.encode("hello world")], np.int32)
+    loss = keras.ops.convert_to_numpy(keras.ops.ctc_loss(labels, logits, np.array([11]), np.array([60]),
+                                                         mask_index=0))
+    assert ctc_alignment(log_softmax(logits[0]), labels[0])[0] == pytest.approx(-float(loss[0]), rel=1e-4)
+    assert ctc_alignment(log_softmax(logits[0, :3]), VOCABULARY.encode("hello")) == (-math.inf, None)
+
+
 def test_acoustic_scores_sum_over_alignments():
     vocabulary = Vocabulary("ab")
     probabilities = np.array([[0.5, 0.3, 0.2], [0.4, 0.4, 0.2]])  # blank, a, b
@@ -151,7 +190,7 @@ def test_beam_alignment_is_the_forced_alignment_of_its_text():
         logits = rng.normal(scale=1.5, size=(60, VOCABULARY.size))
         logits[np.arange(60), path] += rng.normal(6.0, 2.0, size=60)  # peaky, with close calls
         decoded = BeamSearchDecoder(VOCABULARY, beam_width=16).decode(logits)
-        oracle = forced_alignment(log_softmax(logits), VOCABULARY.encode(decoded.text))
+        _, oracle = ctc_alignment(log_softmax(logits), VOCABULARY.encode(decoded.text))
         assert len(decoded.text) > 10
         np.testing.assert_array_equal(decoded.path, oracle)
 
