@@ -126,6 +126,8 @@ class BeamSearchDecoder:
     _hotword_prefixes: dict[str, float] = field(init=False, repr=False, compare=False)
     # Each start of a lexicon word ("" included) -> whether it is a whole word.
     _spellings: dict[str, bool] | None = field(init=False, repr=False, compare=False)
+    # The lexicon's words the vocabulary can spell, sorted: completions bisect it.
+    _whole_words: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.beam_width < 1:
@@ -137,12 +139,14 @@ class BeamSearchDecoder:
             for end in range(1, len(word) + 1):
                 prefixes[word[:end]] = max(prefixes.get(word[:end], 0.0), weight * end / len(word))
         object.__setattr__(self, "_hotword_prefixes", prefixes)
-        spellings = None
+        spellings, whole_words = None, ()
         if self.lexicon is not None:
             words = {*self.lexicon, *(self.hotwords or {})}
             spellings = {word[:end]: False for word in words for end in range(len(word))}
             spellings.update(dict.fromkeys(words, True))
+            whole_words = tuple(sorted(word for word in words if self.vocabulary.covers(word)))
         object.__setattr__(self, "_spellings", spellings)
+        object.__setattr__(self, "_whole_words", whole_words)
 
     def decode(self, logits: np.ndarray, length: int | None = None) -> Decoded:
         """(frames, classes) logits; `length` ignores padded frames. Returns the best text and its path."""
@@ -194,8 +198,7 @@ class BeamSearchDecoder:
         """Up to beam_width texts that end `hypotheses`' unfinished last words as lexicon
         words (fewest letters added, then likeliest, first), scored as the search scores
         its own (ln P_ctc over all alignments, plus fusion), with their Viterbi alignments."""
-        words = sorted(word for word, whole in self._spellings.items()
-                       if whole and self.vocabulary.covers(word))
+        words = self._whole_words
         candidates = {}
         for hypothesis in hypotheses:
             start = hypothesis.text.rfind(" ") + 1
