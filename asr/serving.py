@@ -4,7 +4,7 @@ Everything `asr` does in Python around the model is redone here as graph ops
 with its constants baked in, so an exported model needs neither librosa nor
 asr: `LogMel` is `asr.features.extract` (librosa's centred STFT with its
 window, zero padding and Slaney mel filterbank, the log's floor, then the
-per-utterance standardisation), and `GreedyText` is `asr.decode.greedy_decode`
+per-utterance standardisation), and `GreedyText` is `asr.ctc.greedy_decode`
 followed by the word joining of `asr.transcribe` (no leading, trailing or double
 spaces).
 

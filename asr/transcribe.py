@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from asr import audio, chunking, timestamps
-from asr.decode import log_softmax
+from asr.ctc import log_softmax
 from asr.decoder_config import DecoderConfig
 from asr.errors import UsageError, raise_if_interrupted
 from asr.timestamps import Word

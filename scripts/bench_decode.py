@@ -20,7 +20,8 @@ import time
 import jiwer
 import numpy as np
 
-from asr.decode import BeamSearchDecoder, GreedyDecoder, log_softmax
+from asr.ctc import log_softmax
+from asr.decode import BeamSearchDecoder, GreedyDecoder
 from asr.lm import build_kneser_ney, known_words, load_language_model
 from asr.text import Vocabulary
 

@@ -1,12 +1,12 @@
 import itertools
 import math
 
-import keras
 import numpy as np
 import pytest
 
 from asr.config import ConfigError
-from asr.decode import BeamSearchDecoder, GreedyDecoder, ctc_alignment, greedy_decode, log_softmax
+from asr.ctc import ctc_alignment, greedy_decode, log_softmax
+from asr.decode import BeamSearchDecoder, GreedyDecoder
 from asr.decoder_config import DecoderConfig
 from asr.lm import NGramModel, build_kneser_ney, known_words
 from asr.text import Vocabulary
@@ -98,28 +98,6 @@ def test_a_search_left_mid_word_completes_it_to_a_lexicon_word(lm):
     # Too few frames to spell any completion: the unfinished word is kept.
     short = frames(*spell("th")[:-1], {"r": 0.95}, {"e": 0.95})
     assert BeamSearchDecoder(VOCABULARY, beam_width=1, lexicon=lexicon).decode(short).text == "thre"
-
-
-def test_ctc_alignment_sums_and_maximises_over_the_paths_that_spell_the_labels():
-    """Against every path of a tiny vocabulary, and Keras's CTC loss on a longer input."""
-    vocabulary, rng = Vocabulary("ab"), np.random.default_rng(0)
-    log_probs = log_softmax(rng.normal(size=(5, vocabulary.size)))
-    for text in ("", "a", "ab", "aa", "aba", "aaa", "aaab"):  # "aaab" needs 6 frames: a-a-ab
-        spelling = [np.array(path) for path in itertools.product(range(3), repeat=5)
-                    if vocabulary.decode(greedy_decode(np.eye(3)[list(path)])) == text]
-        scores = [log_probs[np.arange(5), path].sum() for path in spelling]
-        log_likelihood, best = ctc_alignment(log_probs, vocabulary.encode(text))
-        if not spelling:
-            assert log_likelihood == -math.inf and best is None
-            continue
-        assert log_likelihood == pytest.approx(np.logaddexp.reduce(scores))
-        np.testing.assert_array_equal(best, spelling[int(np.argmax(scores))])
-    logits = rng.normal(scale=2.0, size=(1, 60, VOCABULARY.size)).astype(np.float32)
-    labels = np.array([VOCABULARY.encode("hello world")], np.int32)
-    loss = keras.ops.convert_to_numpy(keras.ops.ctc_loss(labels, logits, np.array([11]), np.array([60]),
-                                                         mask_index=0))
-    assert ctc_alignment(log_softmax(logits[0]), labels[0])[0] == pytest.approx(-float(loss[0]), rel=1e-4)
-    assert ctc_alignment(log_softmax(logits[0, :3]), VOCABULARY.encode("hello")) == (-math.inf, None)
 
 
 def test_acoustic_scores_sum_over_alignments():

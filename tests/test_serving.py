@@ -1,4 +1,4 @@
-"""The serving graph's ops against their NumPy/librosa oracles in asr.features and asr.decode."""
+"""The serving graph's ops against their NumPy/librosa oracles in asr.features and asr.ctc."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from asr import audio, features
 from asr.config import FeatureConfig
-from asr.decode import greedy_decode
+from asr.ctc import greedy_decode
 from asr.serving import GreedyText, LogMel, bytes_to_strings, compact
 from asr.text import Vocabulary
 from asr.timestamps import words
