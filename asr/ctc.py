@@ -46,13 +46,13 @@ def held_path(log_probs: np.ndarray, alignment) -> np.ndarray:
     than blanks up to the next character (which, if it is the same character,
     needs a blank in between): the Viterbi path given where each is emitted.
     """
-    emissions = []  # (frame, label), last first
+    starts = []  # (frame, label), last first
     while alignment is not None:
         frame, label, alignment = alignment
-        emissions.append((frame, label))
+        starts.append((frame, label))
     path = np.zeros(len(log_probs), dtype=np.int64)
     following = len(log_probs), 0
-    for frame, label in emissions:
+    for frame, label in starts:
         gap = log_probs[frame + 1:following[0]]
         # ln P of holding the label for i more frames, then blanks: i = 0 .. len(gap)
         held = np.concatenate([[0.0], np.cumsum(gap[:, label])])
