@@ -173,9 +173,10 @@ def forward_function(model: SpeechRecognizer):
     """
     if model in _FORWARD:
         return _FORWARD[model]
+    held = weakref.ref(model)  # the cache's value must not keep its own key alive
 
     def forward(features, feature_lengths):
-        return model({"features": features, "feature_lengths": feature_lengths}, training=False)
+        return held()({"features": features, "feature_lengths": feature_lengths}, training=False)
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf

@@ -1,4 +1,6 @@
+import gc
 import json
+import weakref
 import zipfile
 
 import keras
@@ -6,7 +8,7 @@ import numpy as np
 import pytest
 
 from asr.config import ConfigError, FeatureConfig, ModelConfig
-from asr.model import ModelError, build_model, load_model
+from asr.model import ModelError, build_model, forward_function, load_model
 from asr.text import Vocabulary
 
 FEATURES = FeatureConfig(n_mels=16)
@@ -39,6 +41,19 @@ def test_padded_batch_equals_each_utterance_alone():
         alone = np.asarray(model(inputs(batch[row:row + 1, :length], [length])))
         frames = alone.shape[1]
         np.testing.assert_allclose(together[row, :frames], alone[0], atol=1e-5)
+
+
+def test_forward_function_is_cached_without_keeping_the_model_alive():
+    model = build_model(Vocabulary(), FEATURES, SMALL)
+    forward = forward_function(model)
+    assert forward_function(model) is forward
+    batch = np.random.default_rng(0).standard_normal((1, 12, 16)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(forward(batch, np.array([12], np.int32))),
+                               np.asarray(model(inputs(batch, [12]))), atol=1e-6)
+    held = weakref.ref(model)
+    del model, forward
+    gc.collect()
+    assert held() is None  # transcribe, tune and the dev callback each cache one
 
 
 def test_ctc_loss_is_finite_and_trainable():
