@@ -39,6 +39,8 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
                  shape: str = "cosine"):
         if shape not in ("cosine", "exponential"):
             raise ValueError(f"unknown decay shape {shape!r} (expected 'cosine' or 'exponential')")
+        if shape == "exponential" and not 0 < floor <= peak:
+            raise ValueError(f"an exponential decay needs 0 < floor <= peak, got {floor} and {peak}")
         self.peak, self.floor, self.shape = peak, floor, shape
         self.warmup_steps, self.total_steps = warmup_steps, total_steps
 

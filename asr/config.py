@@ -118,6 +118,12 @@ class TrainConfig(Checked):
 
     def __post_init__(self):
         super().__post_init__()
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: {getattr(self, name)} is not a positive count")
+        if self.lr_schedule == "exponential" and self.min_learning_rate <= 0:
+            raise ConfigError(f"min_learning_rate: {self.min_learning_rate} cannot end an exponential "
+                              "decay (it would be 0 from the first step)")
         if self.average_epochs < 1:
             raise ConfigError(f"average_epochs: {self.average_epochs} is not a count (1: no averaging)")
         if self.warmup_epochs and self.lr_schedule == "plateau":
@@ -288,7 +294,11 @@ def _checked(kind, value, where: str):
         if any(type(value) is type(choice) and value == choice for choice in args):
             return value
     elif origin is tuple and isinstance(value, (list, tuple)):
-        return tuple(_checked(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
+        if args[-1] is Ellipsis:
+            return tuple(_checked(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
+        if len(value) == len(args):  # a fixed length, e.g. a (low, high) range
+            return tuple(_checked(arg, item, f"{where}[{i}]")
+                         for i, (arg, item) in enumerate(zip(args, value)))
     elif origin in (Mapping, dict) and isinstance(value, Mapping):
         return {_checked(args[0], key, where): _checked(args[1], item, f"{where}.{_name(key)}")
                 for key, item in value.items()}
@@ -318,7 +328,8 @@ def _expected(kind) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(map(repr, args))
     if origin is tuple:
-        return f"a list of {_PLURALS.get(args[0], 'values')}"
+        count = "" if args[-1] is Ellipsis else f"{len(args)} "
+        return f"a list of {count}{_PLURALS.get(args[0], 'values')}"
     if origin in (Mapping, dict):
         return f"a mapping of {_PLURALS.get(args[0])} to {_PLURALS.get(args[1])}"
     return _NAMES.get(kind, f"a {getattr(kind, '__name__', kind)}")

@@ -296,7 +296,8 @@ def _callbacks(config, output_dir: Path, dev, vocabulary, sampler, ids, fingerpr
 
 def _fingerprint(config: ExperimentConfig, vocabulary: Vocabulary) -> str:
     """What a backup must share with the run resuming it: all but the epoch count."""
-    tree = to_dict(replace(config, train=replace(config.train, epochs=0)))
+    tree = to_dict(config)
+    tree["train"]["epochs"] = 0  # as fingerprints have always read it, so older backups resume
     text = json.dumps([tree, vocabulary.characters], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

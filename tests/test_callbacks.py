@@ -47,6 +47,11 @@ def test_warmup_then_decay(shape):
     assert isinstance(restored, WarmupDecay) and float(restored(60)) == rate(60)
 
 
+def test_an_exponential_decay_to_zero_is_refused():
+    with pytest.raises(ValueError, match="0 < floor <= peak"):
+        WarmupDecay(peak=1e-3, warmup_steps=0, total_steps=100, floor=0.0, shape="exponential")
+
+
 def test_best_epochs_are_those_of_lowest_dev_wer_ties_to_the_later():
     dev_wers = [0.5, 0.1, 0.2, 0.1, 0.3, 0.2]
     assert best_epochs(dev_wers, 1) == [3]

@@ -83,11 +83,25 @@ def test_float_fields_reject_non_numbers(override):
     ("train.warmup_epochs=1", "train.warmup_epochs: needs lr_schedule cosine or exponential"),
     ("train.intra_op_threads=-1", "train.intra_op_threads: -1 is not a count"),
     ("augment.speed_factors={0.9: 1}", "augment.speed_factors: expected a list of numbers"),
+    # A (low, high) range: one value had been drawn from as uniform(5, 1.0), three crashed the loader.
+    ("augment.noise_snr_db=[5]", "augment.noise_snr_db: expected a list of 2 numbers, got [5]"),
+    ("augment.reverb_rt60=[1, 2, 3]", "augment.reverb_rt60: expected a list of 2 numbers"),
+    ("augment.gain_db=[-6, loud]", "augment.gain_db[1]: expected a number, got 'loud'"),
+    # Both had ended in a traceback after loading: no epoch trained, or a division by zero.
+    ("train.epochs=0", "train.epochs: 0 is not a positive count"),
+    ("train.batch_size=0", "train.batch_size: 0 is not a positive count"),
+    ("train.lr_schedule=exponential", None),
+    (["train.lr_schedule=exponential", "train.min_learning_rate=0"],
+     "train.min_learning_rate: 0.0 cannot end an exponential decay"),
 ])
 def test_every_field_is_checked_at_load_time_by_its_key_path(override, message):
     """Before, only float fields were checked: `train.epochs=abc` got past loading."""
+    overrides = override if isinstance(override, list) else [override]
+    if message is None:
+        load_config(overrides=overrides)  # valid as it stands
+        return
     with pytest.raises(ConfigError) as caught:
-        load_config(overrides=[override])
+        load_config(overrides=overrides)
     assert str(caught.value).startswith(message)
 
 
