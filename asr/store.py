@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from asr import audio, augment, features, fileio
 from asr.caches import memory_cache
-from asr.config import AugmentConfig, FeatureConfig, to_dict
+from asr.config import AugmentConfig, ConfigError, FeatureConfig, from_dict, to_dict
 from asr.data import MEMORY_BYTES, pad
 from asr.errors import AsrError, raise_if_interrupted
 from asr.manifest_index import ManifestIndex, read_records
@@ -111,7 +111,7 @@ def dataset(folder, parallel_reads: int = 4) -> tf.data.Dataset:
     """
     store = FeatureStore(folder)
     shards = sorted(str(path) for path in Path(folder).glob("shard-*.tfrecord"))
-    size = FeatureConfig(**store.settings["features"]).size
+    size = store.feature_config.size
     return (tf.data.Dataset.from_tensor_slices(shards)
             .interleave(tf.data.TFRecordDataset, cycle_length=parallel_reads,
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -132,7 +132,10 @@ class FeatureStore:
             raise StoreError(f"{self.folder}: the store is incomplete; run `asr prepare-features` "
                              "with the same arguments again to finish it")
         self.index = np.load(self.folder / "index.npy", mmap_mode="r")
-        self.feature_config = FeatureConfig(**self.settings["features"])
+        try:  # through from_dict: keys renamed since, and fields added since, still load
+            self.feature_config = from_dict(FeatureConfig, self.settings["features"])
+        except ConfigError as error:
+            raise StoreError(f"{self.folder}: its features cannot be read ({error})") from None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -169,7 +172,7 @@ def _claim(folder: Path, settings: dict) -> None:
 def _write_shard(task) -> None:
     """Extract one shard's features and write its records, index rows and summary."""
     manifest, root, folder, shard, offset, first, count, settings = task
-    folder, config = Path(folder), FeatureConfig(**settings["features"])
+    folder, config = Path(folder), from_dict(FeatureConfig, settings["features"])
     rows, ids, dropped, characters, position_bytes = [], [], collections.Counter(), set(), 0
     records = _shard_path(folder, shard, ".tfrecord")
     with fileio.atomic_path(records) as partial, tf.io.TFRecordWriter(str(partial)) as writer:
@@ -269,8 +272,8 @@ class StoreLoader:
         self.vocabulary, self.feature_config = vocabulary, feature_config
         self.augmentation = augmentation
         if store.feature_config != feature_config:
-            differ = [key for key, value in to_dict(feature_config).items()
-                      if store.settings["features"][key] != value]
+            stored = to_dict(store.feature_config)
+            differ = [key for key, value in to_dict(feature_config).items() if stored[key] != value]
             raise StoreError(f"{folder}: holds other features (features.{', features.'.join(differ)})")
         stored, speeds = store.settings["speeds"], tuple(speed_factors) or (1.0,)
         missing = sorted(set(speeds) - set(stored))

@@ -138,6 +138,22 @@ def test_store_loader_filters_like_the_manifest_path_and_checks_its_store(tmp_pa
     assert json.loads((tmp_path / "store" / "store.json").read_text())["speeds"] == [0.9, 1.0]
 
 
+def test_a_store_written_before_a_feature_field_existed_still_loads(tmp_path):
+    build_store(write_corpus(tmp_path, 2), tmp_path / "store", FEATURES, shard_size=4, jobs=1)
+    settings_path = tmp_path / "store" / "store.json"
+    settings = json.loads(settings_path.read_text())
+    del settings["features"]["dynamic_range_db"]  # a field added after such stores were built
+    settings["features"]["normalize"] = settings["features"].pop("standardize")  # its old name
+    settings_path.write_text(json.dumps(settings))
+    assert FeatureStore(tmp_path / "store").feature_config == FEATURES
+    with pytest.raises(StoreError, match=r"other features \(features.dynamic_range_db\)"):
+        StoreLoader(tmp_path / "store", Vocabulary(), FeatureConfig(n_mels=20, dynamic_range_db=50))
+    settings["features"]["n_mels"] = "many"
+    settings_path.write_text(json.dumps(settings))
+    with pytest.raises(StoreError, match="its features cannot be read .*n_mels"):
+        FeatureStore(tmp_path / "store")
+
+
 def test_store_loader_warps_stored_features_as_the_audio_is_warped(tmp_path):
     """VTLP works on features: a store's batch equals its audio's under the same seed."""
     manifest = write_corpus(tmp_path, 4)
