@@ -110,7 +110,11 @@ def remove_stale_temporaries(folder) -> int:
 
 def _stale(match: re.Match, path: Path) -> bool:
     if match["host"] != _HOST:
-        return time.time() - path.stat().st_mtime > FOREIGN_SECONDS
+        try:
+            modified = path.stat().st_mtime
+        except FileNotFoundError:  # its writer, on another host, renamed it since the walk
+            return False
+        return time.time() - modified > FOREIGN_SECONDS
     return not _running(int(match["pid"]))
 
 

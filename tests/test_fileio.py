@@ -104,3 +104,18 @@ def test_only_temporaries_whose_writer_is_gone_are_removed(tmp_path):
     assert remove_stale_temporaries(tmp_path) == 2
     assert not stale.exists() and not foreign_old.exists()
     assert live.exists() and foreign_new.exists() and output.exists()
+
+
+def test_a_foreign_temporary_renamed_during_the_walk_is_passed_over(tmp_path, monkeypatch):
+    foreign = tmp_path / f".tmp-{fileio._HOST}x-{os.getpid()}-0123abcd.clip.txt"
+    foreign.write_text("x")
+    walk = os.walk
+
+    def walk_then_rename(folder):  # another host's writer finishes between listing and stat
+        for parent, folders, names in walk(folder):
+            foreign.rename(tmp_path / "clip.txt")
+            yield parent, folders, names
+
+    monkeypatch.setattr(fileio.os, "walk", walk_then_rename)
+    assert remove_stale_temporaries(tmp_path) == 0
+    assert (tmp_path / "clip.txt").read_text() == "x"
