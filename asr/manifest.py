@@ -55,10 +55,7 @@ def read_manifest(path, root=None, allow_outside_root: bool = False) -> list[Utt
         with open(path, "rb") as lines:
             for number, line in enumerate(lines, 1):
                 where = f"{path}:{number}"
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise ManifestError(f"{where}: not UTF-8 text (byte {error.start + 1} of the line)") from None
+                text = _decode(line, where)
                 if text.strip():
                     utterances.append(_parse(text, root, where, allow_outside_root))
     except OSError as error:
@@ -74,6 +71,13 @@ def write_manifest(utterances, path, relative: bool = True) -> None:
     with atomic_open(path) as out:
         for utterance in utterances:
             out.write(utterance.to_json(root) + "\n")
+
+
+def _decode(line: bytes, where: str) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{where}: not UTF-8 text (byte {error.start + 1} of the line)") from None
 
 
 def _parse(line: str, root: Path, where: str, allow_outside_root: bool) -> Utterance:

@@ -8,12 +8,13 @@ seeking to its line, with the same checks as `asr.manifest.read_manifest`.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-from asr.manifest import ManifestError, Utterance, _parse
+from asr.manifest import Utterance, _decode, _duration, _parse
 
 _DURATION = re.compile(rb'"duration"\s*:\s*([^,}\s]+)')
 
@@ -33,12 +34,7 @@ class ManifestIndex:
         with open(self.path, "rb") as lines:
             for number, line in enumerate(lines, 1):
                 if line.strip():
-                    match = _DURATION.search(line)
-                    try:
-                        durations.append(float(match[1]) if match else 0.0)
-                    except ValueError:
-                        raise ManifestError(f"{self.path}:{number}: bad field (duration "
-                                            f"{match[1].decode(errors='replace')!r})") from None
+                    durations.append(_duration_of(line, f"{self.path}:{number}"))
                     offsets.append(position)
                 position += len(line)
         self.offsets = np.asarray(offsets, np.int64)
@@ -58,6 +54,18 @@ class ManifestIndex:
                                     self.allow_outside_root, first=start)
 
 
+def _duration_of(line: bytes, where: str) -> float:
+    """The line's duration without parsing the rest of it, checked as `read_manifest` checks it."""
+    match = _DURATION.search(line)
+    if not match:
+        return 0.0
+    try:
+        value = json.loads(match[1])  # a number, or a numeric string ("1.5")
+    except ValueError:
+        value = match[1].decode(errors="replace")
+    return _duration(value, where)
+
+
 def read_records(path, offset: int, count: int, root, allow_outside_root: bool = False,
                  first: int = 0):
     """Yield `count` utterances from the manifest line starting at byte `offset`.
@@ -72,5 +80,5 @@ def read_records(path, offset: int, count: int, root, allow_outside_root: bool =
                 line = lines.readline()
             if not line:
                 return
-            yield _parse(line.decode("utf-8"), Path(root), f"{path}: record {position + 1}",
-                         allow_outside_root)
+            where = f"{path}: record {position + 1}"
+            yield _parse(_decode(line, where), Path(root), where, allow_outside_root)
