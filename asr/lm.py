@@ -304,8 +304,8 @@ def load_language_model(path) -> LanguageModel:
     try:
         with opener(path, "rb") as file:
             head = file.read(1 << 16)
-    except OSError as error:
-        raise LanguageModelError(f"{path}: {error.strerror or error}") from None
+    except (OSError, EOFError, zlib.error) as error:  # the last two: a damaged .gz
+        raise LanguageModelError(f"{path}: {getattr(error, 'strerror', None) or error}") from None
     if b"\\data\\" in head:
         return NGramModel.load_arpa(path)
     try:

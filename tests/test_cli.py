@@ -60,6 +60,21 @@ def test_user_mistakes_get_one_line_and_exit_code_2(tmp_path, capsys):
     assert main(["train", "--config", str(tmp_path / "missing.yaml"), "--output", "x"]) == 2
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["prepare", "synthetic", "--out", "x", "--utterances", "0", "1", "1"], "--utterances: 0 is not a positive count"),
+    (["prepare", "synthetic", "--out", "x", "--digit-share", "2"], "--digit-share: 2.0 does not lie in [0, 1]"),
+    (["prepare-features", "--config", "c.yaml", "--manifest", "m", "--out", "s", "--shard-size", "0"],
+     "--shard-size: 0 is not a positive count"),
+    (["transcribe", "a.wav", "--model", "m.keras", "--batch-size", "-1"], "--batch-size: -1 is not a positive count"),
+    (["build-lm", "--manifest", "m", "--order", "three", "--out", "lm"], "--order: invalid count value: 'three'"),
+])
+def test_counts_and_shares_are_checked_by_the_parser(arguments, message, capsys):
+    """Each had reached the library: a ValueError or ZeroDivisionError traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        main(arguments)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", [[], ["train"], ["transcribe"], ["evaluate"], ["demo"], ["prepare", "fsdd"]])
 def test_help(command):
     result = subprocess.run([sys.executable, "-m", "asr.cli", *command, "--help"],

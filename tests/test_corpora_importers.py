@@ -108,6 +108,7 @@ def test_csv_table(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("path,text\nx.wav,hi\n", "no column\\(s\\) audio_filepath \\(found: path, text\\)"),
     ("audio_filepath,text\n../outside.wav,hi\n", "lies outside the manifest's folder"),
+    ("audio_filepath,text\na.wav,hi\nb.wav\n", "corpus.csv:3: a short row, without text"),  # was a TypeError
 ])
 def test_csv_mistakes_are_named(tmp_path, content, message):
     (tmp_path / "sub").mkdir()

@@ -158,6 +158,13 @@ def test_read_pairs_rejects_bad_hypotheses(tmp_path, lines, message):
         read_pairs(refs, hyps)
 
 
+def test_a_hypothesis_file_that_is_not_utf8_names_its_line(tmp_path):
+    refs = write_jsonl(tmp_path / "refs.jsonl", [{"audio_filepath": "x.wav", "text": "a"}])
+    (tmp_path / "hyps.jsonl").write_bytes(b'{"id": "x", "text": "a"}\n{"id": "y", "text": "\xff"}\n')
+    with pytest.raises(ReportError, match="hyps.jsonl:2: not JSON"):
+        read_pairs(refs, tmp_path / "hyps.jsonl")
+
+
 def test_read_pairs_rejects_repeated_reference_ids(tmp_path):
     refs = write_jsonl(tmp_path / "refs.jsonl", [{"audio_filepath": "one/x.wav", "text": "a"},
                                                  {"audio_filepath": "two/x.wav", "text": "b"}])

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from asr.chunking import MAX_SECONDS
-from asr.cli.options import HelpFormatter, add_config_arguments, library_default
+from asr.cli.options import HelpFormatter, add_config_arguments, count, library_default
 from asr.cli.prepare import add_prepare_commands
 from asr.config import choices
 from asr.decoder_config import DecoderConfig
@@ -96,7 +96,7 @@ def _add_evaluate_parser(commands) -> None:
     evaluate.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
                           help="two report.json files: delta table with paired-bootstrap significance")
     evaluate.add_argument("--output-dir", type=Path, default=Path("report"), help="report folder")
-    evaluate.add_argument("--batch-size", type=int, default=library_default(evaluate_model, "batch_size"),
+    evaluate.add_argument("--batch-size", type=count, default=library_default(evaluate_model, "batch_size"),
                           help="utterances decoded together")
     evaluate.add_argument("--normalizer", choices=SCORING_NORMALIZERS,
                           default=library_default(evaluate_model, "normalizer"),
@@ -113,7 +113,7 @@ def _add_demo_parser(commands) -> None:
     demo = commands.add_parser("demo", help="synthesise speech, train, evaluate on unseen voices")
     add_config_arguments(demo, default=Path("configs/demo.yaml"))
     demo.add_argument("--work-dir", type=Path, default=Path("work/demo"), help="corpus, model and report folder")
-    demo.add_argument("--utterances", nargs=3, type=int, metavar=("TRAIN", "DEV", "TEST"),
+    demo.add_argument("--utterances", nargs=3, type=count, metavar=("TRAIN", "DEV", "TEST"),
                       help="corpus size per split (default: the full demo corpus)")
     demo.set_defaults(handler=_demo)
 
@@ -122,7 +122,7 @@ def _add_build_lm_parser(commands) -> None:
     build_lm = commands.add_parser("build-lm", help="build a word n-gram LM (ARPA) from text and transcripts")
     build_lm.add_argument("--text", nargs="+", type=Path, default=[], help="text files, one sentence a line")
     build_lm.add_argument("--manifest", nargs="+", type=Path, default=[], help="manifests whose transcripts to add")
-    build_lm.add_argument("--order", type=int, default=library_default(build_kneser_ney, "order"),
+    build_lm.add_argument("--order", type=count, default=library_default(build_kneser_ney, "order"),
                           help="n-gram order")
     build_lm.add_argument("--out", required=True, type=Path, help="ARPA file to write (.gz to compress)")
     build_lm.set_defaults(handler=_build_lm)
@@ -140,12 +140,12 @@ def _add_tune_lm_parser(commands) -> None:
     tune_lm.add_argument("--perturb", nargs="+", default=(), metavar="SPEC",
                          help="also score the grid on dev corrupted each way (noise:SNR, babble:SNR, "
                               "reverb:RT60[:DRR], telephone, gain:DB), pooled with clean dev")
-    tune_lm.add_argument("--beam-width", type=int, default=library_default(tune, "beam_width"),
+    tune_lm.add_argument("--beam-width", type=count, default=library_default(tune, "beam_width"),
                          help="beam width")
     tune_lm.add_argument("--lexicon", action="store_true", help="decode spelling only the LM's words")
-    tune_lm.add_argument("--batch-size", type=int, default=library_default(tune, "batch_size"),
+    tune_lm.add_argument("--batch-size", type=count, default=library_default(tune, "batch_size"),
                          help="utterances run through the model together")
-    tune_lm.add_argument("--workers", type=int, default=library_default(tune, "workers"),
+    tune_lm.add_argument("--workers", type=count, default=library_default(tune, "workers"),
                          help="processes decoding the grid")
     tune_lm.add_argument("--output", type=Path, help="decoding config to write (for --decode-config)")
     tune_lm.set_defaults(handler=_tune_lm)
@@ -166,7 +166,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fail a file whose reading and decoding take longer")
     parser.add_argument("--chunk-seconds", type=float, default=MAX_SECONDS,
                         help="longest piece of audio decoded at once; longer files are cut at pauses")
-    parser.add_argument("--batch-size", type=int, default=library_default(transcribe_files, "batch_size"),
+    parser.add_argument("--batch-size", type=count, default=library_default(transcribe_files, "batch_size"),
                         help="chunks decoded together")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_decoder_arguments(parser)
@@ -201,7 +201,7 @@ def _add_decoder_arguments(parser):
     group.add_argument("--decode-config", type=Path, help="decoding YAML, e.g. from `asr tune-lm --output`")
     group.add_argument("--decoder", choices=choices(DecoderConfig, "decoder"),
                        help=f"default {DecoderConfig.decoder}")
-    group.add_argument("--beam-width", type=int, help=f"default {DecoderConfig.beam_width}")
+    group.add_argument("--beam-width", type=count, help=f"default {DecoderConfig.beam_width}")
     group.add_argument("--lm", type=Path, help="word n-gram LM (ARPA, or KenLM binary with kenlm installed)")
     group.add_argument("--alpha", type=float, help=f"LM weight (default {DecoderConfig.alpha})")
     group.add_argument("--beta", type=float, help=f"word insertion bonus (default {DecoderConfig.beta})")

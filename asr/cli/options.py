@@ -16,6 +16,22 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def count(text: str) -> int:
+    """An argparse type for sizes and counts: a whole number >= 1."""
+    value = int(text)  # argparse turns a ValueError into "invalid count value: 'x'"
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive count")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argparse type for shares: a number in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} does not lie in [0, 1]")
+    return value
+
+
 def library_default(function, parameter: str):
     """A library function's default for `parameter`: the CLI never types its own copy."""
     return inspect.signature(function).parameters[parameter].default

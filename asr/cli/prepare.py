@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr.cli.options import add_config_arguments, library_default
+from asr.cli.options import add_config_arguments, count, fraction, library_default
 from asr.corpora.fsdd import prepare_fsdd
 from asr.corpora.importers import import_csv
 from asr.corpora.synthetic import EXTRA_VOICES, TRAIN_VOICES, make_synthetic_corpus
@@ -25,10 +25,10 @@ def add_prepare_commands(commands) -> None:
     synthetic.add_argument("--out", required=True, type=Path)
     synthetic.add_argument("--seed", type=int, default=library_default(make_synthetic_corpus, "seed"),
                            help="seed of the sentences and voices")
-    synthetic.add_argument("--utterances", nargs=3, type=int, metavar=("TRAIN", "DEV", "TEST"),
+    synthetic.add_argument("--utterances", nargs=3, type=count, metavar=("TRAIN", "DEV", "TEST"),
                            default=[library_default(make_synthetic_corpus, f"{split}_utterances")
                                     for split in ("train", "dev", "test")], help="split sizes")
-    synthetic.add_argument("--digit-share", type=float,
+    synthetic.add_argument("--digit-share", type=fraction,
                            default=library_default(make_synthetic_corpus, "digit_share"),
                            help="share of digit strings among the texts (1: connected digits only)")
     synthetic.add_argument("--extra-voices", action="store_true",
@@ -101,8 +101,8 @@ def _add_prepare_features(commands) -> None:
     store.add_argument("--manifest", required=True, type=Path)
     store.add_argument("--out", required=True, type=Path, help="store folder")
     # build_store imports TensorFlow: its default is left to it rather than read here.
-    store.add_argument("--shard-size", type=int, help="utterances per shard (default: build_store's)")
-    store.add_argument("--jobs", type=int, help="processes (default: all cores)")
+    store.add_argument("--shard-size", type=count, help="utterances per shard (default: build_store's)")
+    store.add_argument("--jobs", type=count, help="processes (default: all cores)")
     store.set_defaults(handler=_prepare_features)
 
 

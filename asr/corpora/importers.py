@@ -132,7 +132,12 @@ def _records(table: Path, columns, delimiter: str):
             if missing:
                 raise CorpusError(f"{table}: no column(s) {', '.join(missing)} "
                                   f"(found: {', '.join(reader.fieldnames or ())})")
-            yield from reader
+            for record in reader:
+                short = [c for c in columns if record[c] is None]
+                if short:
+                    raise CorpusError(f"{table}:{reader.line_num}: a short row, without "
+                                      f"{', '.join(short)}")
+                yield record
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise CorpusError(f"{table}: cannot be read ({error})") from None
 

@@ -243,13 +243,13 @@ def _counts(row: dict) -> UtteranceErrors:
 
 
 def _jsonl(path) -> Iterable[tuple[str, dict]]:
-    with open(path, encoding="utf-8") as lines:
+    with open(path, "rb") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
+                record = json.loads(line)  # bytes: JSON's own UTF-8 rules
+            except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
                 raise ReportError(f"{path}:{number}: not JSON ({error})") from None
             if not isinstance(record, dict):
                 raise ReportError(f"{path}:{number}: expected a JSON object")
