@@ -340,19 +340,20 @@ def sampled_dataset(sampler: BatchSampler, loader: UtteranceLoader,
 
 def make_dataset(utterances, vocabulary: Vocabulary, feature_config: FeatureConfig, *,
                  batch_size: int, training: bool, bucket_boundaries=(), seed: int = 0,
-                 cache: bool = True) -> tf.data.Dataset:
+                 memory_bytes: int = MEMORY_BYTES) -> tf.data.Dataset:
     """Parallel feature extraction, optional shuffling, length bucketing, padded batches.
 
     `bucket_boundaries` are in seconds; utterances of similar length share a
-    batch, which cuts the padding the model computes over. With `cache`,
-    features are computed once and kept in memory for later epochs. The
+    batch, which cuts the padding the model computes over. Features are
+    computed once and kept in memory for later epochs when all of them fit in
+    `memory_bytes` (0: read once, as scoring does). The
     training order is that of epoch 0; `train` builds a `BatchSampler` itself
     to move through epochs.
     """
     sampler = BatchSampler([u.duration for u in utterances], feature_config, batch_size,
                            shuffle=training, bucket_boundaries=bucket_boundaries, seed=seed)
     loader = UtteranceLoader(utterances, vocabulary, feature_config,
-                             memory_bytes=MEMORY_BYTES if cache else 0)
+                             memory_bytes=memory_bytes)
     return sampled_dataset(sampler, loader)
 
 

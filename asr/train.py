@@ -85,7 +85,8 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
                            multiple_of=strategy.num_replicas_in_sync,
                            corpora=corpora, weights=config.data.train_weights)
     dev_set = make_dataset(dev, vocabulary, config.features, training=False,
-                           batch_size=config.train.batch_size)
+                           batch_size=config.train.batch_size,
+                           memory_bytes=config.train.memory_cache_mb * 2**20)
     dev_texts = [utterance.text for utterance in dev]
 
     with precision_policy(config.train.mixed_precision), strategy.scope():
@@ -101,11 +102,11 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
         if not state.stopped and state.epoch < config.train.epochs:
             if verbose == "auto":  # a progress bar on a terminal, one line per epoch in logs
                 verbose = 1 if sys.stdout.isatty() else 2
-            # The sampler's batches have no known count, so Keras warns when an epoch ends.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            model.fit(_training_inputs(strategy, sampler, loader, config.augment),
-                      epochs=config.train.epochs, initial_epoch=state.epoch, verbose=verbose,
-                      shuffle=False, callbacks=callbacks)
+            with warnings.catch_warnings():  # the sampler's batches have no known count,
+                warnings.filterwarnings("ignore", message="Your input ran out of data")  # so Keras warns
+                model.fit(_training_inputs(strategy, sampler, loader, config.augment),
+                          epochs=config.train.epochs, initial_epoch=state.epoch, verbose=verbose,
+                          shuffle=False, callbacks=callbacks)
     seconds = time.monotonic() - started
     log.info("this worker loaded %d training utterance(s)", loader.loaded)
     history = backup.state.history
@@ -114,17 +115,23 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     result = TrainResult(output_dir / BEST_MODEL, min(dev_wers) if dev_wers else None,
                          len(dev_wers), seconds, dropped)
     if config.train.average_epochs > 1 and dev_wers:
-        epochs = best_epochs(dev_wers, config.train.average_epochs)
-        with strategy.scope():
-            average_epochs(model, output_dir / EPOCHS, epochs)
-        rates = dev_error_rates(model, dev_set, dev_texts, vocabulary)
-        with atomic_path(result.model_path) as partial:
-            model.save(partial)
-        averaged = tuple(epoch + 1 for epoch in epochs)
-        log.info("averaged epochs %s: dev WER %.2f%% (best epoch alone %.2f%%)",
-                 list(averaged), 100 * rates["wer"], 100 * result.best_dev_wer)
-        result = replace(result, best_dev_wer=rates["wer"], averaged=averaged)
+        result = _save_average(model, strategy, result, best_epochs(dev_wers, config.train.average_epochs),
+                               output_dir / EPOCHS, (dev_set, dev_texts), vocabulary)
     return result
+
+
+def _save_average(model, strategy, result: TrainResult, epochs: list[int], weights_folder: Path,
+                  dev, vocabulary: Vocabulary) -> TrainResult:
+    """Save the mean of `epochs`' weights as the model, scored on `dev` (dataset, texts) again."""
+    with strategy.scope():
+        average_epochs(model, weights_folder, epochs)
+    rates = dev_error_rates(model, *dev, vocabulary)
+    with atomic_path(result.model_path) as partial:
+        model.save(partial)
+    averaged = tuple(epoch + 1 for epoch in epochs)
+    log.info("averaged epochs %s: dev WER %.2f%% (best epoch alone %.2f%%)",
+             list(averaged), 100 * rates["wer"], 100 * result.best_dev_wer)
+    return replace(result, best_dev_wer=rates["wer"], averaged=averaged)
 
 
 def configure_process(train_config) -> None:

@@ -119,7 +119,7 @@ def dev_logits(model, utterances: list[Utterance], source,
         raise ManifestError(f"{source}: no utterance the model can be scored on ({dict(dropped)})")
     utterances.sort(key=lambda utterance: utterance.duration)  # batches of similar length pad less
     dataset = make_dataset(utterances, model.vocabulary, model.feature_config, batch_size=batch_size,
-                           training=False, cache=False)
+                           training=False, memory_bytes=0)
     logits = [np.asarray(row[:length]) for batch, lengths in predict_logits(model, dataset)
               for row, length in zip(batch, lengths)]
     return logits, [utterance.text for utterance in utterances]
