@@ -16,6 +16,7 @@ import soundfile
 import asr
 from keras import ops
 
+from asr import chunking
 from asr.cli import main
 from asr.config import FeatureConfig, ModelConfig, to_dict
 from asr.decoder_config import DecoderConfig
@@ -67,6 +68,24 @@ def test_every_input_gets_a_result_and_bad_files_do_not_stop_the_batch(model, sp
     assert "NaN" in results[str(nan)].error
     assert results[str(tmp_path / "absent.wav")].error.endswith("no such file")
     assert all("\n" not in r.error for r in results.values() if not r.ok)
+
+
+def test_an_unexpected_decoder_error_fails_its_file_and_keeps_the_traceback(model, speech_corpus,
+                                                                            monkeypatch, caplog):
+    good = [u.audio_filepath for u in read_manifest(speech_corpus["test"])][:2]
+    chunks = chunking.chunks
+
+    def chunks_or_fail(path, *args):
+        if path == good[0]:
+            raise KeyError("a decoder's own exception")
+        return chunks(path, *args)
+
+    monkeypatch.setattr(chunking, "chunks", chunks_or_fail)
+    with caplog.at_level("INFO", logger="asr.transcribe"):
+        results = {r.path: r for r in transcribe(good, model)}
+    assert results[good[0]].error.startswith(f"{good[0]}: cannot be read (KeyError:")
+    assert results[good[1]].ok
+    assert any(record.exc_info and record.exc_info[0] is KeyError for record in caplog.records)
 
 
 def test_batching_does_not_change_transcripts(model, speech_corpus):
