@@ -259,7 +259,7 @@ def parse_perturbation(spec: str) -> AugmentConfig:
                       "telephone or gain:DB")
 
 
-def perturbed_copies(paths, config: AugmentConfig, folder, sample_rate: int = 16000,
+def perturbed_copies(paths, config: AugmentConfig, folder, sample_rate: int = audio.SAMPLE_RATE,
                      seed: int = 0) -> list[str]:
     """Write each file corrupted per `config`'s corruptions to `folder/NNNNN.wav` (32-bit float).
 

@@ -49,12 +49,12 @@ class DecoderConfig(Checked):
     """Settings behind --decoder, --beam-width, --lm, --alpha, --beta, --hotwords and --lexicon."""
 
     decoder: Literal["greedy", "beam"] = "greedy"
-    beam_width: int = 16
+    beam_width: int = BeamSearchDecoder.beam_width
     lm_path: str | None = None
-    alpha: float = 0.5  # LM weight
-    beta: float = 1.0  # word insertion bonus
+    alpha: float = BeamSearchDecoder.alpha  # LM weight
+    beta: float = BeamSearchDecoder.beta  # word insertion bonus
     hotwords: Mapping[str, float] | None = None
-    prune_log_prob: float = -10.0
+    prune_log_prob: float = BeamSearchDecoder.prune_log_prob
     lexicon: bool = False  # spell only the LM's words
 
     def __post_init__(self):

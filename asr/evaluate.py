@@ -10,11 +10,11 @@ from asr.metrics import Scored
 from asr.report import (build_report, compare_reports, read_pairs, read_report, write_comparison,
                         write_report)
 from asr.text import scoring_normalizer
-from asr.transcribe import transcribe
+from asr.transcribe import BATCH_SIZE, transcribe
 
 
 def evaluate(model_path, manifest, output_dir, *, decoder: DecoderConfig = DecoderConfig(),
-             batch_size: int = 16, normalizer: str = "training", perturbation: str | None = None,
+             batch_size: int = BATCH_SIZE, normalizer: str = "training", perturbation: str | None = None,
              seed: int = 0):
     """Transcribe `manifest`'s audio, score it against its texts, write report.{json,md,html}.
 

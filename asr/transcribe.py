@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from asr.model import SpeechRecognizer
 
 log = logging.getLogger(__name__)
+BATCH_SIZE = 16  # utterances (or chunks) run through the model together
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Transcript:
 
 
 def transcribe(paths: Iterable, model: SpeechRecognizer | str | os.PathLike, *,
-               batch_size: int = 16, decoder: DecoderConfig = DecoderConfig(),
+               batch_size: int = BATCH_SIZE, decoder: DecoderConfig = DecoderConfig(),
                chunk_seconds: float | None = chunking.MAX_SECONDS,
                file_timeout: float | None = None) -> Iterator[Transcript]:
     """Transcribe audio files; yields one `Transcript` per path, failures included.

@@ -26,6 +26,7 @@ from asr.lm import LanguageModel, build_kneser_ney, known_words, load_language_m
 from asr.manifest import ManifestError, Utterance, read_manifest
 from asr.metrics import error_rates
 from asr.text import Vocabulary
+from asr.transcribe import BATCH_SIZE
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class Tuning:
 
 def grid_search(logits: Sequence[np.ndarray], references: Sequence[str], vocabulary: Vocabulary,
                 lm: LanguageModel, alphas: Sequence[float], betas: Sequence[float], *,
-                beam_width: int = 16, prune_log_prob: float = -10.0, lexicon: bool = False,
+                beam_width: int = DecoderConfig.beam_width,
+                prune_log_prob: float = DecoderConfig.prune_log_prob, lexicon: bool = False,
                 workers: int = 1) -> Tuning:
     """Decode every utterance at every (alpha, beta) and score it against its reference.
 
@@ -100,7 +102,7 @@ def _rates(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[float,
 
 
 def dev_logits(model, utterances: list[Utterance], source,
-               batch_size: int = 16) -> tuple[list[np.ndarray], list[str]]:
+               batch_size: int = BATCH_SIZE) -> tuple[list[np.ndarray], list[str]]:
     """Run `model` over labelled utterances (from `source`, named in messages) once.
 
     Returns (one (frames, classes) logits array per utterance, normalised references),
@@ -130,7 +132,7 @@ def dev_logits(model, utterances: list[Utterance], source,
 def tune(model_path, manifest, lm_path, alphas: Sequence[float] = (0, 0.25, 0.5, 0.75, 1),
          betas: Sequence[float] = (0, 1, 2, 3, 4, 6), *, perturbations: Sequence[str] = (),
          beam_width: int = DecoderConfig.beam_width, lexicon: bool = DecoderConfig.lexicon,
-         batch_size: int = 16, workers: int = 2) -> tuple[Tuning, DecoderConfig]:
+         batch_size: int = BATCH_SIZE, workers: int = 2) -> tuple[Tuning, DecoderConfig]:
     """Grid-search alpha and beta for `lm_path` on a dev manifest.
 
     With `perturbations` (`noise:10`, `reverb:0.5`, ...: `asr.augment.parse_perturbation`),

@@ -87,7 +87,7 @@ class TranscriptWriter:
     summaries are written however the run ends; `pending` lists the inputs
     that still need transcribing."""
 
-    def __init__(self, output_dir, paths: list[str], formats=("txt", "jsonl"), overwrite: bool = False):
+    def __init__(self, output_dir, paths: list[str], formats=DEFAULT_FORMATS, overwrite: bool = False):
         self.output_dir = Path(output_dir)
         self.formats = tuple(formats)
         self.stems = output_stems(paths)

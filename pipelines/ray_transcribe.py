@@ -28,11 +28,12 @@ import os
 import sys
 from pathlib import Path
 
+from asr.chunking import MAX_SECONDS
 from asr.cli import add_transcribe_arguments, decoder_config
 from asr.decoder_config import DecoderConfig
 from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from asr.inputs import expand_inputs
-from asr.transcribe import Transcript
+from asr.transcribe import BATCH_SIZE, Transcript
 from asr.writers import TranscriptWriter, parse_formats, write_outputs
 
 
@@ -81,8 +82,8 @@ TASK_RETRIES = 2
 
 def transcribe_on_ray(paths: list[str], stems: list[Path], model: Path, decoder: DecoderConfig,
                       formats: tuple[str, ...], *, workers: int, files_per_batch: int,
-                      cpus_per_worker: float | None = None, batch_size: int = 16,
-                      chunk_seconds: float | None = 20.0, file_timeout: float | None = None,
+                      cpus_per_worker: float | None = None, batch_size: int = BATCH_SIZE,
+                      chunk_seconds: float | None = MAX_SECONDS, file_timeout: float | None = None,
                       task_retries: int = TASK_RETRIES, quiet: bool = True):
     """Yield a `Transcript` (without words) for each path, in the order they finish.
 

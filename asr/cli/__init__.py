@@ -104,7 +104,7 @@ def _add_evaluate_parser(commands) -> None:
                                "Whisper's English normaliser (needs pip install 'asr[whisper]')")
     evaluate.add_argument("--perturb", metavar="SPEC", help="score the manifest's audio corrupted: "
                           "noise:SNR, babble:SNR, reverb:RT60[:DRR], telephone or gain:DB")
-    evaluate.add_argument("--perturb-seed", type=int, default=0, help="seed of the corruptions")
+    evaluate.add_argument("--perturb-seed", type=int, default=library_default(evaluate_model, "seed"), help="seed of the corruptions")
     _add_decoder_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from asr.audio import load_audio
+from asr.audio import SAMPLE_RATE, load_audio
 from asr.errors import AsrError, raise_if_interrupted
 from asr.fileio import write_text
 from asr.manifest import Utterance, write_manifest
@@ -68,7 +68,7 @@ class Protocol:
     max_digits: int = 7
     min_gap: float = 0.05  # seconds of silence between two digits
     max_gap: float = 0.25
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
 
     def split(self, name: str) -> Split:
         for split in self.splits:
