@@ -16,6 +16,12 @@ import math
 import numpy as np
 
 
+def label_frames(labels) -> int:
+    """The fewest frames a CTC path spelling `labels` (ids or characters) needs: one a label,
+    plus a blank between each pair of repeats."""
+    return len(labels) + sum(1 for a, b in zip(labels, labels[1:]) if a == b)
+
+
 def greedy_decode(logits: np.ndarray, length: int | None = None) -> list[int]:
     """Best path: argmax per frame, merge repeats, drop blanks (0).
 

@@ -25,6 +25,8 @@ import tensorflow as tf
 from asr import audio, augment, features
 from asr.caches import FeatureCache, MemoryCache, memory_cache
 from asr.config import AugmentConfig, FeatureConfig, TrainConfig
+from asr.ctc import label_frames
+from asr.layers import reduce_lengths
 from asr.manifest import Utterance
 from asr.text import Vocabulary, normalize
 
@@ -55,8 +57,7 @@ def filter_utterances(utterances, vocabulary: Vocabulary, feature_config: Featur
 
 
 def ctc_feasible(labels, logit_frames: int) -> bool:
-    repeats = sum(1 for a, b in zip(labels, labels[1:]) if a == b)
-    return logit_frames >= len(labels) + repeats
+    return logit_frames >= label_frames(labels)
 
 
 def _check(utterance: Utterance, vocabulary, feature_config, subsampling, max_duration,
@@ -76,7 +77,7 @@ def _check(utterance: Utterance, vocabulary, feature_config, subsampling, max_du
         return "longer than max_duration", utterance
     samples = int(seconds * feature_config.sample_rate / fastest_speed)
     frames = features.num_frames(samples, feature_config)
-    if not ctc_feasible(vocabulary.encode(text), -(-frames // subsampling)):
+    if not ctc_feasible(vocabulary.encode(text), reduce_lengths(frames, subsampling)):
         return "transcript too long for its audio", utterance
     return None, replace(utterance, text=text, duration=seconds)
 
@@ -143,7 +144,7 @@ class BatchSampler:
         speeds = (rng.choice(self.speed_factors, size=count) if self.shuffle
                   else np.ones(count)).astype(np.float32)
         samples = (self.durations[order] * self.feature_config.sample_rate / speeds).astype(np.int64)
-        frames = 1 + samples // self.feature_config.hop_length  # features.num_frames, vectorised
+        frames = features.num_frames(samples, self.feature_config)
         if self.shuffle:
             buckets = np.searchsorted(self.boundaries, frames, side="right")
             groups = _bucketed(np.arange(count), buckets, self.batch_size)

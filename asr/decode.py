@@ -34,6 +34,18 @@ class Decoded(NamedTuple):
     path: np.ndarray  # (frames,) label per logit frame (0 = blank) that spells `text`
 
 
+class Decoder:
+    """What both decoders share: `decode` takes one utterance, `decode_batch` a padded batch."""
+
+    def decode(self, logits: np.ndarray, length: int | None = None) -> Decoded:
+        raise NotImplementedError
+
+    def decode_batch(self, logits: np.ndarray, lengths=None) -> list[Decoded]:
+        """(batch, frames, classes) logits with true frame counts -> one `Decoded` each."""
+        lengths = [None] * len(logits) if lengths is None else [int(n) for n in lengths]
+        return [self.decode(row, n) for row, n in zip(logits, lengths)]
+
+
 def greedy_decode_batch(logits: np.ndarray, lengths, vocabulary: Vocabulary) -> list[str]:
     """(batch, frames, classes) logits with true frame counts -> one string each."""
     return [vocabulary.decode(greedy_decode(row, int(n))) for row, n in zip(logits, lengths)]
@@ -63,7 +75,7 @@ class Hypothesis:
 
 
 @dataclass(frozen=True)
-class BeamSearchDecoder:
+class BeamSearchDecoder(Decoder):
     """CTC prefix beam search (Hannun et al., 2014) with optional shallow fusion.
 
     A hypothesis scores ln P_ctc(text) + alpha * ln P_lm(words) + beta * len(words)
@@ -131,11 +143,6 @@ class BeamSearchDecoder:
         log_probs = self._log_probs(logits, length)
         best = self._search(log_probs)[0]
         return Decoded(best.text, held_path(log_probs, best.alignment))
-
-    def decode_batch(self, logits: np.ndarray, lengths=None) -> list[Decoded]:
-        """(batch, frames, classes) logits with true frame counts -> one `Decoded` each."""
-        lengths = [None] * len(logits) if lengths is None else [int(n) for n in lengths]
-        return [self.decode(row, n) for row, n in zip(logits, lengths)]
 
     def search(self, logits: np.ndarray, length: int | None = None) -> list[Hypothesis]:
         """(frames, classes) logits or log-probabilities -> up to beam_width hypotheses, best first."""
@@ -312,7 +319,7 @@ class _FusionScorer:
 
 
 @dataclass(frozen=True)
-class GreedyDecoder:
+class GreedyDecoder(Decoder):
     """Best-path decoding behind the same interface as BeamSearchDecoder."""
 
     vocabulary: Vocabulary
@@ -322,8 +329,3 @@ class GreedyDecoder:
         path (argmax per frame) and the text it spells."""
         path = np.asarray(logits)[:length].argmax(axis=-1)
         return Decoded(self.vocabulary.decode(collapse(path)), path)
-
-    def decode_batch(self, logits: np.ndarray, lengths=None) -> list[Decoded]:
-        """(batch, frames, classes) logits with true frame counts -> one `Decoded` each."""
-        lengths = [None] * len(logits) if lengths is None else [int(n) for n in lengths]
-        return [self.decode(row, n) for row, n in zip(logits, lengths)]

@@ -181,15 +181,6 @@ def _onnx(model) -> bytes:
     return proto.SerializeToString()
 
 
-def pad_batch(waveforms) -> tuple[np.ndarray, np.ndarray]:
-    """1-D float32 arrays -> (batch, longest) zero-padded audio and (batch,) int32 lengths."""
-    lengths = np.array([len(w) for w in waveforms], np.int32)
-    audio = np.zeros((len(waveforms), max(lengths, default=0)), np.float32)
-    for row, waveform in zip(audio, waveforms):
-        row[:len(waveform)] = waveform
-    return audio, lengths
-
-
 def texts(outputs: dict) -> list[str]:
     """The exported graph's text_bytes and text_lengths -> one string per row."""
     return [bytes(row[:n]).decode("utf-8") for row, n in zip(outputs["text_bytes"], outputs["text_lengths"])]

@@ -18,7 +18,7 @@ from keras import ops
 
 from asr.config import ConfigError, FeatureConfig, ModelConfig, from_dict, to_dict
 from asr.errors import AsrError
-from asr.layers import bilstm_stack
+from asr.layers import bilstm_stack, reduce_lengths
 from asr.text import Vocabulary
 
 
@@ -74,8 +74,7 @@ class SpeechRecognizer(keras.Model):
 
     def output_lengths(self, feature_lengths):
         """True logit frames per utterance: ceil(frames / subsampling)."""
-        factor = self.model_config.subsampling
-        return (feature_lengths + factor - 1) // factor
+        return reduce_lengths(feature_lengths, self.model_config.subsampling)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean CTC loss over the batch, with true logit and label lengths."""

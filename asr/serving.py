@@ -23,7 +23,7 @@ import scipy.fft
 import tensorflow as tf
 
 from asr.config import FeatureConfig
-from asr.features import LOG_FLOOR, STANDARDIZE_EPSILON, TINY
+from asr.features import LOG_FLOOR, STANDARDIZE_EPSILON, TINY, num_frames
 from asr.text import Vocabulary
 
 
@@ -62,7 +62,7 @@ class LogMel:
 
     def frame_lengths(self, lengths):
         """(batch,) sample counts -> frame counts; 0 below n_fft samples, as `asr.transcribe` skips them."""
-        frames = 1 + lengths // self.config.hop_length
+        frames = num_frames(lengths, self.config)
         return tf.where(lengths < self.config.n_fft, tf.zeros_like(frames), frames)
 
     def __call__(self, audio, lengths):

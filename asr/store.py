@@ -38,8 +38,10 @@ import tensorflow as tf
 from asr import audio, augment, features, fileio
 from asr.caches import memory_cache
 from asr.config import AugmentConfig, ConfigError, FeatureConfig, from_dict, to_dict
+from asr.ctc import label_frames
 from asr.data import MEMORY_BYTES, pad
 from asr.errors import AsrError, raise_if_interrupted
+from asr.layers import reduce_lengths
 from asr.manifest_index import ManifestIndex, read_records
 from asr.text import Vocabulary, normalize
 
@@ -149,11 +151,6 @@ class FeatureStore:
         values = np.frombuffer(example["features"].bytes_list.value[0], "<f4")
         return (values.reshape(int(entry["frames"]), self.feature_config.size),
                 example["text"].bytes_list.value[0].decode("utf-8"))
-
-
-def label_frames(text: str) -> int:
-    """CTC's fewest logit frames for `text` (one character a label): labels plus repeats."""
-    return len(text) + sum(1 for a, b in zip(text, text[1:]) if a == b)
 
 
 def _claim(folder: Path, settings: dict) -> None:
@@ -290,7 +287,8 @@ class StoreLoader:
         frames = np.asarray(store.index["frames"])[rows].min(axis=1)  # at the fastest speed
         durations = np.asarray(store.index["duration"])[rows[:, 0]]
         too_long = durations > max_duration
-        infeasible = ~too_long & (-(-frames // subsampling) < store.index["label_frames"][rows[:, 0]])
+        logit_frames = reduce_lengths(frames, subsampling)
+        infeasible = ~too_long & (logit_frames < store.index["label_frames"][rows[:, 0]])
         keep = ~(too_long | infeasible)
         self.rows, self.durations = rows[keep], durations[keep].astype(np.float64)
         self.dropped = collections.Counter(store.settings["dropped"])

@@ -18,7 +18,7 @@ from asr.errors import AsrError, UsageError
 BLANK = "<blank>"
 DEFAULT_CHARACTERS = " '" + "abcdefghijklmnopqrstuvwxyz"
 
-_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _DROPPED = re.compile(r"[^a-z' ]+")
 _SPACES = re.compile(r"\s+")
 
@@ -33,7 +33,7 @@ def normalize(text: str, spell_digits: bool = True) -> str:
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
     text = text.replace("\u2019", "'").replace("-", " ")
     if spell_digits:
-        text = re.sub(r"\d", lambda match: f" {_DIGIT_WORDS[int(match.group())]} ", text)
+        text = re.sub(r"\d", lambda match: f" {DIGIT_WORDS[int(match.group())]} ", text)
     text = _DROPPED.sub(" ", text)
     text = " ".join(word.strip("'") for word in text.split())
     return _SPACES.sub(" ", text).strip()

@@ -21,10 +21,13 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from asr import audio  # noqa: E402
-from asr.export import export, load_exported, pad_batch, texts  # noqa: E402
+from asr.data import pad  # noqa: E402
+from asr.export import export, load_exported, texts  # noqa: E402
 from asr.metrics import error_rates  # noqa: E402
 from bench_set import read_benchmark_set  # noqa: E402  (scripts/ is on sys.path)
 
@@ -51,13 +54,13 @@ def run_exported(path: Path, paths: list[str], batch_size: int):
     started = time.perf_counter()
     run = load_exported(path)
     loaded = time.perf_counter()
-    run(*pad_batch([audio.load_audio(paths[0])]))  # warm-up
+    run(*pad([audio.load_audio(paths[0])], np.float32))  # warm-up
     ready = time.perf_counter()
     ordered = sorted(paths, key=audio.duration)
     hypotheses = {}
     for start in range(0, len(ordered), batch_size):
         batch = ordered[start:start + batch_size]
-        outputs = run(*pad_batch([audio.load_audio(p) for p in batch]))
+        outputs = run(*pad([audio.load_audio(p) for p in batch], np.float32))
         hypotheses.update(zip(batch, texts(outputs)))
     return hypotheses, loaded - started, time.perf_counter() - ready
 

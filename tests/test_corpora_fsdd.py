@@ -7,10 +7,11 @@ import soundfile
 
 from asr.audio import load_audio
 from asr.corpora import fsdd
-from asr.corpora.fsdd import (CONNECTED_DIGITS, DIGIT_WORDS, CorpusError, Protocol, Split,
+from asr.corpora.fsdd import (CONNECTED_DIGITS, CorpusError, Protocol, Split,
                               draw_split, held_out_protocol, prepare_fsdd)
 from asr.errors import EXIT_INTERRUPTED, EXIT_OK, exit_status
 from asr.manifest import read_manifest
+from asr.text import DIGIT_WORDS
 from conftest import lose_an_interrupt
 
 FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd"

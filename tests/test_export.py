@@ -13,7 +13,8 @@ import soundfile
 from asr import features
 from asr.cli import main
 from asr.config import FeatureConfig, ModelConfig
-from asr.export import ExportError, export, load_exported, pad_batch, texts
+from asr.data import pad
+from asr.export import ExportError, export, load_exported, texts
 from asr.model import build_model, forward_function, load_model
 from asr.text import Vocabulary
 from asr.transcribe import transcribe
@@ -101,7 +102,7 @@ def exports(model_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def batch(clips):
-    return pad_batch([soundfile.read(path, dtype="float32")[0] for path in clips])
+    return pad([soundfile.read(path, dtype="float32")[0] for path in clips], np.float32)
 
 
 def check_against_keras(outputs, reference, lengths):

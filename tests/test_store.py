@@ -16,7 +16,8 @@ from asr.config import AugmentConfig, FeatureConfig
 from asr.data import UtteranceLoader
 from asr.errors import EXIT_INTERRUPTED, EXIT_OK, exit_status
 from asr.manifest import Utterance, read_manifest, write_manifest
-from asr.store import FeatureStore, StoreError, StoreLoader, build_store, dataset, label_frames
+from asr.ctc import label_frames
+from asr.store import FeatureStore, StoreError, StoreLoader, build_store, dataset
 from asr.text import Vocabulary
 from conftest import lose_an_interrupt, make_tone
 

@@ -33,8 +33,8 @@ from asr.audio import SAMPLE_RATE, load_audio
 from asr.errors import AsrError, raise_if_interrupted
 from asr.fileio import write_text
 from asr.manifest import Utterance, write_manifest
+from asr.text import DIGIT_WORDS
 
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # Bump when the way utterances are drawn or written changes, so that an old
 # preparation on disk is rebuilt rather than silently reused.
 FORMAT_VERSION = 1

@@ -31,6 +31,7 @@ from asr.corpora import espeak
 from asr.corpora.espeak import Voice
 from asr.errors import raise_if_interrupted
 from asr.manifest import ManifestError, Utterance, read_manifest, write_manifest
+from asr.text import DIGIT_WORDS
 
 # Accents are shared between the two lists but variants are not, so test
 # speakers are new voices rather than new accents the model could not know.
@@ -234,7 +235,7 @@ def _render(job: _Job, out_dir: Path) -> float:
 
 def _text(rng: random.Random, digit_share: float) -> str:
     if rng.random() < digit_share:
-        return " ".join(rng.choice(_DIGIT_WORDS) for _ in range(rng.randint(1, 7)))
+        return " ".join(rng.choice(DIGIT_WORDS) for _ in range(rng.randint(1, 7)))
     return rng.choice(_TEMPLATES).format_map(_Words(rng))
 
 
@@ -266,7 +267,6 @@ def _inflect(word: str) -> str:
 
 
 # Word lists are chosen so that any combination reads as plausible English.
-_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 _IRREGULAR_PLURALS = {"sheep": "sheep", "mouse": "mice"}
 _PEOPLE = ("man", "woman", "boy", "girl", "teacher", "doctor", "farmer", "driver", "baker",
            "sailor", "painter", "nurse", "student", "neighbour", "king", "queen", "pilot", "cook")
