@@ -8,6 +8,7 @@ file and go on with the rest of a batch.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -69,6 +70,19 @@ class RawLayout:
     endian: str = "LITTLE"
 
 
+def raw_layout(path: str, raw: RawLayout | None = None) -> RawLayout | None:
+    """`raw`, else the default layout for a headerless `.raw`/`.pcm` file; None for a file with a header."""
+    if raw is None and path.lower().endswith(RAW_EXTENSIONS):
+        return RawLayout()
+    return raw
+
+
+def soundfile_arguments(path: str, raw: RawLayout | None = None) -> dict:
+    """soundfile's keyword arguments to open `path`: none for a header to read, else RAW and its layout."""
+    raw = raw_layout(path, raw)
+    return {} if raw is None else {"format": "RAW", **dataclasses.asdict(raw)}
+
+
 def load_audio(
     path,
     sample_rate: int = SAMPLE_RATE,
@@ -88,12 +102,9 @@ def load_audio(
 def read_audio(path, raw: RawLayout | None = None) -> tuple[np.ndarray, int]:
     """Read samples as float32 of shape (samples, channels), with their rate."""
     path = os.fspath(path)
-    if raw is None and path.lower().endswith(RAW_EXTENSIONS):
-        raw = RawLayout()
-    layout = {} if raw is None else {"format": "RAW", **raw.__dict__}
     _check_file(path)
     try:
-        with soundfile.SoundFile(path, **layout) as file:
+        with soundfile.SoundFile(path, **soundfile_arguments(path, raw)) as file:
             _check_rate(path, file.samplerate)
             return _read_blocks(file), file.samplerate
     except soundfile.LibsndfileError as error:
@@ -150,8 +161,7 @@ def duration(path, raw: RawLayout | None = None) -> float:
     """Length in seconds from the header alone (raw files: from the byte count)."""
     path = os.fspath(path)
     _check_file(path)
-    if raw is None and path.lower().endswith(RAW_EXTENSIONS):
-        raw = RawLayout()
+    raw = raw_layout(path, raw)
     if raw is not None:
         width = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
                  "FLOAT": 4, "DOUBLE": 8}[raw.subtype]

@@ -64,13 +64,10 @@ def read_blocks(path, sample_rate: int = audio.SAMPLE_RATE,
     """
     path = os.fspath(path)
     audio.duration(path)  # checks the file exists, is not empty and has a plausible rate
-    layout = {}
-    if path.lower().endswith(audio.RAW_EXTENSIONS):
-        layout = {"format": "RAW", **audio.RawLayout().__dict__}
     resampler = None
     total = 0
     try:
-        with soundfile.SoundFile(path, **layout) as source:
+        with soundfile.SoundFile(path, **audio.soundfile_arguments(path)) as source:
             if source.samplerate != sample_rate:
                 import soxr  # as in audio.resample: imported only when needed
 
