@@ -82,13 +82,6 @@ def _check(utterance: Utterance, vocabulary, feature_config, subsampling, max_du
     return None, replace(utterance, text=text, duration=seconds)
 
 
-def load_example(path: str, text: str, vocabulary: Vocabulary, feature_config: FeatureConfig):
-    """One utterance -> (features (frames, feature_size) float32, labels (length,) int32)."""
-    samples = audio.load_audio(path, feature_config.sample_rate)
-    labels = np.asarray(vocabulary.encode(text), dtype=np.int32)
-    return features.extract(samples, feature_config), labels
-
-
 @dataclass(frozen=True)
 class PlannedBatch:
     indices: np.ndarray  # (batch,) int64 positions in the utterance list
