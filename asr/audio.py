@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +84,15 @@ def soundfile_arguments(path: str, raw: RawLayout | None = None) -> dict:
     return {} if raw is None else {"format": "RAW", **dataclasses.asdict(raw)}
 
 
+def open_sound(path: str, raw: RawLayout | None = None) -> soundfile.SoundFile:
+    """`path` opened by libsndfile, a headerless .raw/.pcm file in `raw`'s layout.
+
+    The name goes as bytes: soundfile encodes a str name as strict UTF-8, which
+    fails on names whose bytes are not UTF-8 (Python holds those as surrogates).
+    """
+    return soundfile.SoundFile(os.fsencode(path), **soundfile_arguments(path, raw))
+
+
 def load_audio(
     path,
     sample_rate: int = SAMPLE_RATE,
@@ -104,7 +114,7 @@ def read_audio(path, raw: RawLayout | None = None) -> tuple[np.ndarray, int]:
     path = os.fspath(path)
     _check_file(path)
     try:
-        with soundfile.SoundFile(path, **soundfile_arguments(path, raw)) as file:
+        with open_sound(path, raw) as file:
             _check_rate(path, file.samplerate)
             return _read_blocks(file), file.samplerate
     except soundfile.LibsndfileError as error:
@@ -167,11 +177,12 @@ def duration(path, raw: RawLayout | None = None) -> float:
                  "FLOAT": 4, "DOUBLE": 8}[raw.subtype]
         return os.path.getsize(path) / (width * raw.channels * raw.samplerate)
     try:
-        info = soundfile.info(path)
+        with open_sound(path) as file:
+            rate, frames = file.samplerate, file.frames
     except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
         raise NotAudio(path, f"not a recognised audio format ({_short(error)})") from None
-    _check_rate(path, info.samplerate)
-    return info.frames / info.samplerate
+    _check_rate(path, rate)
+    return frames / rate
 
 
 def is_audio(path) -> bool:
@@ -181,23 +192,29 @@ def is_audio(path) -> bool:
     since that says nothing about whether it holds audio.
     """
     path = os.fspath(path)
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device: opening it could wait forever
+        return False
     with open(path, "rb"):
         pass
     try:
-        soundfile.info(path)
+        with open_sound(path):
+            return True
     except soundfile.LibsndfileError:  # libsndfile knows no format that fits the content
         return False
-    return True
 
 
 def _check_file(path: str) -> None:
     try:
-        with open(path, "rb") as file:
-            empty = not file.read(1)
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode) or stat.S_ISREG(mode):  # a folder: open() says so below
+            with open(path, "rb") as file:
+                empty = not file.read(1)
     except FileNotFoundError:
         raise UnreadableAudio(path, "no such file") from None
     except OSError as error:
         raise UnreadableAudio(path, f"cannot be read ({error.strerror or error})") from None
+    if not stat.S_ISREG(mode):  # a FIFO, socket or device: reading could wait forever
+        raise UnreadableAudio(path, "cannot be read (not a regular file)")
     if empty:
         raise EmptyAudio(path, "file is empty (0 bytes)")
 

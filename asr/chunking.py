@@ -67,7 +67,7 @@ def read_blocks(path, sample_rate: int = audio.SAMPLE_RATE,
     resampler = None
     total = 0
     try:
-        with soundfile.SoundFile(path, **audio.soundfile_arguments(path)) as source:
+        with audio.open_sound(path) as source:
             if source.samplerate != sample_rate:
                 import soxr  # as in audio.resample: imported only when needed
 

@@ -1,4 +1,5 @@
 import json
+import os
 import struct
 
 import numpy as np
@@ -6,7 +7,8 @@ import pytest
 import soundfile
 
 from asr.audio import (AudioError, BadSampleRate, EmptyAudio, NonFiniteAudio, NotAudio, RawLayout,
-                       UnreadableAudio, duration, load_audio, resample)
+                       UnreadableAudio, duration, is_audio, load_audio, resample)
+from asr.chunking import chunks
 
 
 def peak_frequency(audio: np.ndarray, sample_rate: int) -> float:
@@ -103,6 +105,25 @@ def test_missing_file(tmp_path):
     with pytest.raises(UnreadableAudio, match="no such file") as caught:
         load_audio(path)
     assert_names_file(caught.value, path)
+
+
+def test_a_file_name_that_is_not_utf8_loads(tmp_path, tone):
+    """soundfile encodes str names as strict UTF-8: such a name had stopped a whole batch."""
+    path, samples = os.fsdecode(bytes(tmp_path / "caf") + b"\xe9.wav"), tone(0.5)[:, 0]
+    soundfile.write(os.fsencode(path), samples, 16000)
+    assert duration(path) == pytest.approx(0.5)
+    np.testing.assert_allclose(load_audio(path), samples, atol=1 / 2**15)
+    assert [chunk.samples.size for chunk in chunks(path)] == [samples.size]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_is_not_read_but_reported(tmp_path):
+    """Opening one waited for a writer forever, --file-timeout or not."""
+    os.mkfifo(tmp_path / "pipe.wav")
+    with pytest.raises(UnreadableAudio, match="not a regular file") as caught:
+        load_audio(tmp_path / "pipe.wav")
+    assert_names_file(caught.value, tmp_path / "pipe.wav")
+    assert not is_audio(tmp_path / "pipe.wav")
 
 
 def test_zero_byte_file(tmp_path):
