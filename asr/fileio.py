@@ -29,6 +29,9 @@ from pathlib import Path
 _HOST = re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()).strip("-") or "host"
 _TEMPORARY = re.compile(r"^\.tmp-(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)-[0-9a-f]{8}\.")
 FOREIGN_SECONDS = 24 * 3600  # no write takes this long
+# A file name whose bytes are not UTF-8 reaches Python holding surrogates, which UTF-8 cannot
+# encode; written as escapes (\udce9), which JSON reads back as the same name.
+UNENCODABLE = "backslashreplace"
 
 
 def temporary_path(path) -> Path:
@@ -68,10 +71,10 @@ def atomic_path(path, sync: bool = True) -> Iterator[Path]:
 def atomic_open(path, mode: str = "w", sync: bool = True):
     """`open(path, mode)` on a temporary that replaces `path` when the block ends normally.
 
-    Text modes use UTF-8.
+    Text modes use UTF-8, writing what it cannot encode as escapes (`UNENCODABLE`).
     """
-    encoding = None if "b" in mode else "utf-8"
-    with atomic_path(path, sync) as temporary, open(temporary, mode, encoding=encoding) as file:
+    text = {} if "b" in mode else {"encoding": "utf-8", "errors": UNENCODABLE}
+    with atomic_path(path, sync) as temporary, open(temporary, mode, **text) as file:
         yield file
 
 

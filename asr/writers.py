@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from asr.errors import UsageError
-from asr.fileio import atomic_path, remove_stale_temporaries, sync_all, write_text
+from asr.fileio import UNENCODABLE, atomic_path, remove_stale_temporaries, sync_all, write_text
 from asr.subtitles import to_srt, to_vtt
 
 FORMATS = ("txt", "json", "jsonl", "srt", "vtt")
@@ -85,7 +85,9 @@ def summary_record(transcript) -> dict:
 class TranscriptWriter:
     """Writes one run's outputs. Use it as a context manager so that the
     summaries are written however the run ends; `pending` lists the inputs
-    that still need transcribing."""
+    that still need transcribing. The summaries keep earlier runs' rows for
+    files this run is not given, so a run with other files loses none of them.
+    """
 
     def __init__(self, output_dir, paths: list[str], formats=DEFAULT_FORMATS, overwrite: bool = False):
         self.output_dir = Path(output_dir)
@@ -93,9 +95,11 @@ class TranscriptWriter:
         self.stems = output_stems(paths)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.output_dir)
-        previous = {} if overwrite else _read_records(self.output_dir / TRANSCRIPTS)
-        self.records: dict[str, dict] = {}
-        self.failures: dict[str, dict] = {}
+        previous = _read_records(self.output_dir / TRANSCRIPTS)
+        inputs = set(paths)
+        self.records = {path: row for path, row in previous.items() if path not in inputs}
+        self.failures = {path: row for path, row in _read_records(self.output_dir / FAILURES).items()
+                         if path not in inputs}
         self.pending: list[str] = []
         for path in paths:
             if not overwrite and self._done(path, previous):
@@ -155,14 +159,14 @@ def write_outputs(transcript, stem: Path, formats) -> None:
         for format in (format for format in formats if format in PER_FILE_FORMATS):
             temporary = renames.enter_context(atomic_path(stem.with_name(f"{stem.name}.{format}"),
                                                           sync=False))
-            temporary.write_text(render(transcript, format), encoding="utf-8")
+            temporary.write_text(render(transcript, format), encoding="utf-8", errors=UNENCODABLE)
 
 
 def _read_records(path: Path) -> dict[str, dict]:
     """A previous run's summary by audio path; unreadable lines are ignored (the files get redone)."""
     records = {}
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
                 records[record["audio_filepath"]] = record

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -63,6 +64,32 @@ def test_a_rerun_skips_files_already_done_unless_told_to_overwrite(tmp_path):
     assert [r["text"] for r in summary] == ["hello world", "again"]  # the skipped file's record carried over
     assert TranscriptWriter(out, [first, second], ("txt", "srt")).pending == [first, second]
     assert TranscriptWriter(out, [first, second], overwrite=True).pending == [first, second]
+
+
+def test_a_run_with_other_files_keeps_the_summary_rows_of_earlier_ones(tmp_path):
+    """The summaries had been rewritten with this run's files only."""
+    first, second, broken = (str(tmp_path / name) for name in ("first.wav", "second.wav", "broken.wav"))
+    with TranscriptWriter(tmp_path / "out", [first, broken], ("jsonl",)) as writer:
+        writer.write(done(first))
+        writer.write(Transcript(broken, error=f"{broken}: no such file"))
+    with TranscriptWriter(tmp_path / "out", [second], ("jsonl",)) as writer:
+        writer.write(done(second, "again"))
+    summary = [json.loads(line) for line in (tmp_path / "out" / "transcripts.jsonl").open()]
+    assert [(r["audio_filepath"], r["text"]) for r in summary] == [(first, "hello world"), (second, "again")]
+    failures = [json.loads(line)["audio_filepath"] for line in (tmp_path / "out" / "failures.jsonl").open()]
+    assert failures == [broken]
+    with TranscriptWriter(tmp_path / "out", [broken], ("jsonl",)) as writer:
+        writer.write(done(broken, "found"))  # fixed since: no longer a failure
+    assert not (tmp_path / "out" / "failures.jsonl").read_text()
+
+
+def test_a_file_name_that_is_not_utf8_is_written_and_found_done_again(tmp_path):
+    path = os.fsdecode(bytes(tmp_path / "caf") + b"\xe9.wav")
+    with TranscriptWriter(tmp_path / "out", [path], parse_formats("all")) as writer:
+        writer.write(done(path))
+    assert (tmp_path / "out" / os.fsdecode(b"caf\xe9.txt")).read_text() == "hello world\n"
+    assert json.loads((tmp_path / "out" / "transcripts.jsonl").read_text())["audio_filepath"] == path
+    assert TranscriptWriter(tmp_path / "out", [path], parse_formats("all")).pending == []
 
 
 def test_jsonl_alone_counts_a_file_done_when_the_summary_has_it(tmp_path):
