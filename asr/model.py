@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import weakref
 import zipfile
+import zlib
 from pathlib import Path
 
 import keras
@@ -134,7 +135,8 @@ def load_model(path) -> SpeechRecognizer:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except ConfigError as error:
         raise ModelError(f"{path}: holds an invalid asr model config ({error})") from None
-    except (ValueError, TypeError, KeyError) as error:  # what Keras raises for content it cannot use
+    # What Keras raises for content it cannot use, and zipfile, zlib and h5py for damaged bytes.
+    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise ModelError(f"{path}: cannot be loaded as a Keras model ({_first_line(error)})") from None
     if not isinstance(model, SpeechRecognizer):
         raise ModelError(f"{path}: not an asr model (found {type(model).__name__})")

@@ -101,6 +101,33 @@ def test_a_file_that_is_not_a_keras_model_says_so(tmp_path):
         load_model(tmp_path)
 
 
+def damage_the_weights(path, damaged):
+    """A copy of `path` whose weights member has bytes flipped (a bad CRC) or is cut short."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(damaged, "w") as target:
+        for member in source.infolist():
+            data = source.read(member)
+            if member.filename.endswith(".h5"):
+                target.writestr(member, data[:len(data) // 2])
+            else:
+                target.writestr(member, data)
+    return damaged
+
+
+def test_damaged_model_files_are_model_errors(tmp_path):
+    """A flipped byte raised zipfile.BadZipFile, truncated weights h5py's OSError: tracebacks both."""
+    build_model(Vocabulary(), FEATURES, SMALL).save(tmp_path / "model.keras")
+    with pytest.raises(ModelError, match=r"truncated\.keras: cannot be loaded as a Keras model"):
+        load_model(damage_the_weights(tmp_path / "model.keras", tmp_path / "truncated.keras"))
+    data = bytearray((tmp_path / "model.keras").read_bytes())
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        weights = archive.getinfo("model.weights.h5")
+    middle = weights.header_offset + 100 + weights.compress_size // 2
+    data[middle:middle + 8] = bytes(255 - byte for byte in data[middle:middle + 8])
+    (tmp_path / "flipped.keras").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"flipped\.keras: cannot be loaded as a Keras model"):
+        load_model(tmp_path / "flipped.keras")
+
+
 def test_a_model_file_with_an_invalid_config_names_the_key(tmp_path):
     model = build_model(Vocabulary(), FEATURES, SMALL)
     model.save(tmp_path / "good.keras")
