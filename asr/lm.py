@@ -264,8 +264,8 @@ class KenLMModel:
         self.path = Path(path)
         try:
             self._model = kenlm.Model(str(path))
-        except (OSError, RuntimeError) as error:
-            raise LanguageModelError(f"{path}: kenlm cannot read it ({error})") from None
+        except (OSError, RuntimeError, ValueError) as error:  # ValueError: its message is not UTF-8
+            raise LanguageModelError(f"{path}: kenlm cannot read it ({_first_line(error)})") from None
         self.order = self._model.order
 
     @property
@@ -295,11 +295,18 @@ def known_words(lm: LanguageModel) -> frozenset[str]:
     return frozenset(lm.vocabulary - {BOS, EOS, UNK})
 
 
+KENLM_MAGIC = b"mmap lm http://kheafield.com/code"  # how every KenLM binary begins (build_binary)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
 def load_language_model(path) -> LanguageModel:
-    """ARPA files (plain or .gz) load in pure Python; anything else needs the `kenlm` module."""
+    """ARPA files (plain or .gz) load in pure Python; KenLM binaries need the `kenlm` module."""
     path = Path(path)
     if not path.is_file():
-        raise LanguageModelError(f"{path}: no such file")
+        raise LanguageModelError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as file:
@@ -308,6 +315,8 @@ def load_language_model(path) -> LanguageModel:
         raise LanguageModelError(f"{path}: {getattr(error, 'strerror', None) or error}") from None
     if b"\\data\\" in head:
         return NGramModel.load_arpa(path)
+    if not head.startswith(KENLM_MAGIC):  # kenlm would try it as ARPA, printing progress bars
+        raise LanguageModelError(f"{path}: neither an ARPA file (no \\data\\ section) nor a KenLM binary")
     try:
         import kenlm  # noqa: F401
     except ImportError:

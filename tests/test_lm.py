@@ -128,9 +128,11 @@ def test_load_language_model_rejects_missing_and_unknown_files(tmp_path):
     with pytest.raises(LanguageModelError, match="missing.arpa: no such file"):
         load_language_model(tmp_path / "missing.arpa")
     binary = tmp_path / "model.bin"
-    binary.write_bytes(b"\x00\x01not a model")
-    with pytest.raises(LanguageModelError, match="model.bin"):
-        load_language_model(binary)
+    binary.write_bytes(b"\x00\x01not a model" + random.Random(0).randbytes(3000))
+    with pytest.raises(LanguageModelError, match="model.bin: neither an ARPA file .* nor a KenLM binary"):
+        load_language_model(binary)  # kenlm had been handed it: progress bars, then a UnicodeDecodeError
+    with pytest.raises(LanguageModelError, match="not a file"):
+        load_language_model(tmp_path)
 
 
 def test_builder_rejects_empty_input():
