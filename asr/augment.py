@@ -235,7 +235,8 @@ def parse_perturbation(spec: str) -> AugmentConfig:
 
     `noise:SNR` (white, pink or brown noise, one per utterance), `babble:SNR`
     (other utterances of the same manifest), `reverb:RT60[:DRR]` (DRR 3 dB by
-    default), `telephone`, `gain:DB` (clipped at full scale).
+    default), `telephone`, `gain:DB` (clipped at full scale); dB and seconds
+    within +-100.
     """
     kind, _, argument = spec.partition(":")
     values = argument.split(":") if argument else []
@@ -243,6 +244,11 @@ def parse_perturbation(spec: str) -> AugmentConfig:
         numbers = [float(value) for value in values]
     except ValueError:
         raise ConfigError(f"perturbation {spec!r}: {argument!r} is not a number") from None
+    # Levels in dB beyond +-100 make float32 audio all noise, all silence or infinite.
+    if not all(-100 <= number <= 100 for number in numbers):
+        raise ConfigError(f"perturbation {spec!r}: each number must lie in [-100, 100]")
+    if kind == "reverb" and numbers and not numbers[0] > 0:
+        raise ConfigError(f"perturbation {spec!r}: RT60 must be above 0 s")
     off = AugmentConfig(noise_kinds=())
     if kind in ("noise", "babble") and len(numbers) == 1:
         return replace(off, noise_probability=1.0, noise_snr_db=(numbers[0],) * 2,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import os
 import types
 import typing
@@ -58,6 +59,14 @@ class FeatureConfig(Checked):
 
     def __post_init__(self):
         super().__post_init__()
+        for name in ("sample_rate", "n_mels", "n_mfcc", "n_fft", "win_length", "hop_length"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: {getattr(self, name)} is not a positive count")
+        if self.win_length > self.n_fft:
+            raise ConfigError(f"win_length: {self.win_length} is longer than n_fft ({self.n_fft})")
+        if not 0 <= self.fmin < (self.fmax or self.sample_rate / 2) <= self.sample_rate / 2:
+            raise ConfigError(f"fmin, fmax: need 0 <= fmin < fmax <= sample_rate / 2, got "
+                              f"{self.fmin}, {self.fmax}")
         if self.dynamic_range_db is not None and self.dynamic_range_db <= 0:
             raise ConfigError(f"dynamic_range_db: {self.dynamic_range_db} is not a range in dB "
                               "(above 0, or null for a fixed floor)")
@@ -156,6 +165,15 @@ class AugmentConfig(Checked):
     gain_db: tuple[float, float] = (-6.0, 6.0)  # full scale is 1.0; FSDD peaks at about 0.5
     vtlp_probability: float = 0.0  # vocal-tract-length perturbation, on the log-mel bins
     vtlp_warp: tuple[float, float] = (0.9, 1.1)
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in (setting.name for setting in dataclasses.fields(self)):
+            value = getattr(self, name)
+            if name.endswith("_probability") and not 0 <= value <= 1:
+                raise ConfigError(f"{name}: {value} is not a probability (0 to 1)")
+            if name.endswith(("_factors", "_warp", "_rt60")) and not all(item > 0 for item in value):
+                raise ConfigError(f"{name}: {list(value)} must all be above 0")
 
 
 @dataclass(frozen=True)
@@ -304,10 +322,10 @@ def _checked(kind, value, where: str):
                 for key, item in value.items()}
     elif kind is float and isinstance(value, str):
         with contextlib.suppress(ValueError):
-            return float(value)  # YAML 1.1 reads `1e-3` as a string
+            return _number(float(value), where)  # YAML 1.1 reads `1e-3` as a string
     elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         with contextlib.suppress(OverflowError):  # an integer beyond float's range
-            return float(value)
+            return _number(float(value), where)
     elif kind is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     elif kind is str and isinstance(value, (str, os.PathLike)):
@@ -317,6 +335,12 @@ def _checked(kind, value, where: str):
     elif origin is None and kind not in (int, float, str, bool) and isinstance(value, kind):
         return value  # a nested section
     raise ConfigError(f"{where}: expected {_expected(kind)}, got {_show(value)}")
+
+
+def _number(value: float, where: str) -> float:
+    if math.isnan(value):  # every comparison with it is false: no check or range would hold
+        raise ConfigError(f"{where}: expected a number, got nan")
+    return value
 
 
 def _expected(kind) -> str:

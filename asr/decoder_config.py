@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,6 +62,11 @@ class DecoderConfig(Checked):
         super().__post_init__()
         if self.beam_width < 1:
             raise ConfigError(f"beam_width: must be at least 1, got {self.beam_width}")
+        weights = {"alpha": self.alpha, "beta": self.beta,
+                   **{f"hotwords.{word}": weight for word, weight in (self.hotwords or {}).items()}}
+        for name, weight in weights.items():
+            if not math.isfinite(weight):  # an infinite weight leaves one term to decide every word
+                raise ConfigError(f"{name}: {weight} is not a finite weight")
         if self.decoder == "greedy" and (self.lm_path or self.hotwords):
             raise ConfigError("a language model and hotwords need the beam decoder (--decoder beam)")
         if self.lexicon and not self.lm_path:

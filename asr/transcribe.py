@@ -22,6 +22,7 @@ TensorFlow and the model are imported only when `transcribe` runs, so that
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -68,7 +69,7 @@ def transcribe(paths: Iterable, model: SpeechRecognizer | str | os.PathLike, *,
     """
     from asr.model import SpeechRecognizer, load_model
 
-    if batch_size < 1 or (chunk_seconds is not None and chunk_seconds <= 0):
+    if batch_size < 1 or (chunk_seconds is not None and not 0 < chunk_seconds < math.inf):
         raise UsageError(f"batch size ({batch_size}) and chunk seconds ({chunk_seconds}) must be positive")
     if not isinstance(model, SpeechRecognizer):
         model = load_model(model)

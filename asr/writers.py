@@ -85,8 +85,9 @@ def summary_record(transcript) -> dict:
 class TranscriptWriter:
     """Writes one run's outputs. Use it as a context manager so that the
     summaries are written however the run ends; `pending` lists the inputs
-    that still need transcribing. The summaries keep earlier runs' rows for
-    files this run is not given, so a run with other files loses none of them.
+    that still need transcribing, `failed` this run's failures. The summaries
+    keep earlier runs' rows for files this run is not given, so a run with other
+    files loses none of them.
     """
 
     def __init__(self, output_dir, paths: list[str], formats=DEFAULT_FORMATS, overwrite: bool = False):
@@ -101,6 +102,7 @@ class TranscriptWriter:
         self.failures = {path: row for path, row in _read_records(self.output_dir / FAILURES).items()
                          if path not in inputs}
         self.pending: list[str] = []
+        self.failed: set[str] = set()
         for path in paths:
             if not overwrite and self._done(path, previous):
                 if path in previous:
@@ -125,6 +127,7 @@ class TranscriptWriter:
             self.records[transcript.path] = summary_record(transcript)
         else:
             self.failures[transcript.path] = {"audio_filepath": transcript.path, "error": transcript.error}
+            self.failed.add(transcript.path)
         if time.monotonic() - self._checkpointed > CHECKPOINT_SECONDS:
             self.write_summaries()
 

@@ -166,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     print(f"asr: error: {result.error}", file=sys.stderr)
     print(f"{done} transcribed, {writer.skipped} already done, "
-          f"{len(writer.failures)} failed -> {args.output_dir}")
-    return EXIT_FAILED if writer.failures else EXIT_OK
+          f"{len(writer.failed)} failed -> {args.output_dir}")
+    return EXIT_FAILED if writer.failed else EXIT_OK
 
 
 def _start_ray(args) -> None:

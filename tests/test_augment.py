@@ -241,7 +241,10 @@ def test_perturbation_specs(spec, probability, values):
             corruption.telephone].count(True) == 1
 
 
-@pytest.mark.parametrize("spec", ["noise", "noise:loud", "hall:1", "telephone:8"])
+# The non-finite and huge ones had raised OverflowError tracebacks; noise:-1000 blamed a temporary file.
+@pytest.mark.parametrize("spec", ["noise", "noise:loud", "hall:1", "telephone:8", "noise:nan", "noise:inf",
+                                  "gain:1e308", "gain:-inf", "noise:-1000", "reverb:0", "reverb:-1",
+                                  "reverb:nan"])
 def test_bad_perturbation_specs_are_named(spec):
     with pytest.raises(ConfigError, match="perturbation"):
         augment.parse_perturbation(spec)

@@ -67,6 +67,10 @@ def test_user_mistakes_get_one_line_and_exit_code_2(tmp_path, capsys):
      "--shard-size: 0 is not a positive count"),
     (["transcribe", "a.wav", "--model", "m.keras", "--batch-size", "-1"], "--batch-size: -1 is not a positive count"),
     (["build-lm", "--manifest", "m", "--order", "three", "--out", "lm"], "--order: invalid count value: 'three'"),
+    (["transcribe", "a.wav", "--model", "m.keras", "--chunk-seconds", "nan"], "--chunk-seconds: nan is not a time"),
+    (["transcribe", "a.wav", "--model", "m.keras", "--file-timeout", "0"], "--file-timeout: 0.0 is not a time"),
+    (["tune-lm", "--model", "m", "--manifest", "d", "--lm", "l", "--output", "o", "--alphas", "0,nan"],
+     "--alphas: expected comma-separated finite numbers"),
 ])
 def test_counts_and_shares_are_checked_by_the_parser(arguments, message, capsys):
     """Each had reached the library: a ValueError or ZeroDivisionError traceback."""

@@ -89,6 +89,13 @@ def test_float_fields_reject_non_numbers(override):
     ("augment.gain_db=[-6, loud]", "augment.gain_db[1]: expected a number, got 'loud'"),
     # Both had ended in a traceback after loading: no epoch trained, or a division by zero.
     ("train.epochs=0", "train.epochs: 0 is not a positive count"),
+    ("train.learning_rate=nan", "train.learning_rate: expected a number, got nan"),
+    ("features.hop_length=0", "features.hop_length: 0 is not a positive count"),
+    ("features.n_mels=-5", "features.n_mels: -5 is not a positive count"),
+    ("features.win_length=1024", "features.win_length: 1024 is longer than n_fft (512)"),
+    ("features.fmax=9000", "features.fmin, fmax: need 0 <= fmin < fmax <= sample_rate / 2"),
+    ("augment.speed_factors=[0, 1]", "augment.speed_factors: [0.0, 1.0] must all be above 0"),
+    ("augment.noise_probability=1.5", "augment.noise_probability: 1.5 is not a probability"),
     ("train.batch_size=0", "train.batch_size: 0 is not a positive count"),
     ("train.lr_schedule=exponential", None),
     (["train.lr_schedule=exponential", "train.min_learning_rate=0"],

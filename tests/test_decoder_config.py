@@ -34,6 +34,13 @@ def test_decoder_config_rejects_bad_settings(tmp_path):
         DecoderConfig("beam", lexicon=True)
     with pytest.raises(LanguageModelError, match="missing.arpa: no such file"):
         DecoderConfig("beam", lm_path=tmp_path / "missing.arpa").build(Vocabulary())
+    # NaN and infinite weights had decoded nonsense ("tiree e fiheee") with exit status 0.
+    with pytest.raises(ConfigError, match="alpha: expected a number, got nan"):
+        DecoderConfig("beam", alpha=float("nan"))
+    with pytest.raises(ConfigError, match="beta: inf is not a finite weight"):
+        DecoderConfig("beam", beta=float("inf"))
+    with pytest.raises(ConfigError, match="hotwords.five: -inf is not a finite weight"):
+        DecoderConfig("beam", hotwords={"five": float("-inf")})
 
 
 def test_decoder_config_round_trips_through_yaml(tmp_path):

@@ -11,12 +11,13 @@ import argparse
 import functools
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 
 from asr.chunking import MAX_SECONDS
-from asr.cli.options import HelpFormatter, add_config_arguments, count, library_default
+from asr.cli.options import HelpFormatter, add_config_arguments, count, library_default, seconds
 from asr.cli.prepare import add_prepare_commands
 from asr.config import choices
 from asr.decoder_config import DecoderConfig
@@ -162,9 +163,9 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated: txt, json (with word times), jsonl (one summary "
                              "file), srt, vtt, or all")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
-    parser.add_argument("--file-timeout", type=float, metavar="SECONDS",
+    parser.add_argument("--file-timeout", type=seconds, metavar="SECONDS",
                         help="fail a file whose reading and decoding take longer")
-    parser.add_argument("--chunk-seconds", type=float, default=MAX_SECONDS,
+    parser.add_argument("--chunk-seconds", type=seconds, default=MAX_SECONDS,
                         help="longest piece of audio decoded at once; longer files are cut at pauses")
     parser.add_argument("--batch-size", type=count, default=library_default(transcribe_files, "batch_size"),
                         help="chunks decoded together")
@@ -190,9 +191,12 @@ def _add_export_parser(commands) -> None:
 
 def _numbers(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(item) for item in text.split(",") if item.strip())
+        numbers = tuple(float(item) for item in text.split(",") if item.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        numbers = (math.nan,)
+    if not all(map(math.isfinite, numbers)):
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {text!r}")
+    return numbers
 
 
 def _add_decoder_arguments(parser):
@@ -269,8 +273,8 @@ def _transcribe(args) -> int:
             progress.update()
         progress.close()
     print(f"{done} transcribed, {writer.skipped} already done, "
-          f"{len(writer.failures)} failed -> {args.output_dir}")
-    return EXIT_FAILED if writer.failures else EXIT_OK
+          f"{len(writer.failed)} failed -> {args.output_dir}")
+    return EXIT_FAILED if writer.failed else EXIT_OK
 
 
 def _evaluate(args) -> int:

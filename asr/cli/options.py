@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 from pathlib import Path
 
 
@@ -21,6 +22,14 @@ def count(text: str) -> int:
     value = int(text)  # argparse turns a ValueError into "invalid count value: 'x'"
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive count")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type for durations and time limits: a finite number above 0."""
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{value} is not a time above 0 s")
     return value
 
 
