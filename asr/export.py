@@ -140,6 +140,9 @@ def _write_saved_model(model, output: Path) -> Path:
     try:
         _archive(model, serving_default, staging)  # then renamed: a reader never sees half a model
         os.replace(staging, output)
+    except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as error:
+        # TensorFlow's writers raise these, not OSError, for a full disk or a read-only folder.
+        raise ExportError(f"{output}: cannot be written ({error.message.splitlines()[0]})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already unless writing failed
     return output

@@ -49,8 +49,9 @@ def atomic_path(path, sync: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; when the block ends normally it replaces `path`.
 
     If the block raises (Ctrl-C included), the temporary is deleted and `path`
-    is left as it was. `sync=False` skips the fsyncs, for files whose loss after
-    a power cut costs nothing but time (caches that check what they read).
+    is left as it was; an OSError that names no file (a full disk on write) is
+    raised naming `path`. `sync=False` skips the fsyncs, for files whose loss
+    after a power cut costs nothing but time (caches that check what they read).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +61,11 @@ def atomic_path(path, sync: bool = True) -> Iterator[Path]:
         if sync:
             _sync(temporary)
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror, os.fspath(path)) from error
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

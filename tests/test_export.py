@@ -164,3 +164,16 @@ def test_bad_requests_fail_with_one_line(model_path, tmp_path, capsys):
     assert "absent.keras" in capsys.readouterr().err
     with pytest.raises(ExportError, match="not an exported model"):
         load_exported(tmp_path / "model.bin")
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_half_model(model_path, tmp_path, monkeypatch):
+    """TensorFlow's writers raise ResourceExhaustedError there, which had ended in a traceback."""
+    import tensorflow as tf
+
+    def full(*args):
+        raise tf.errors.ResourceExhaustedError(None, None, "out/variables: No space left on device")
+
+    monkeypatch.setattr(sys.modules["asr.export"], "_archive", full)  # asr.export is also a function
+    with pytest.raises(ExportError, match=r"served: cannot be written \(out/variables: No space left"):
+        export(model_path, tmp_path / "served", "saved_model")
+    assert list(tmp_path.iterdir()) == []

@@ -1,3 +1,4 @@
+import errno
 import os
 import signal
 import subprocess
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from asr import fileio
+from asr.errors import EXIT_USAGE, exit_status
 from asr.fileio import (atomic_open, atomic_path, is_temporary, remove_stale_temporaries,
                         temporary_path, write_json, write_text)
 
@@ -39,6 +41,21 @@ def test_an_exception_inside_the_block_keeps_the_old_file_and_no_temporary(tmp_p
             raise KeyboardInterrupt
     assert path.read_text() == "old\n"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_full_disk_names_the_file_being_written_in_one_line(tmp_path, capsys):
+    """A write's OSError names no file, and so had shown its traceback as a bug."""
+    path = tmp_path / "transcripts.jsonl"
+    write_text(path, "old\n")
+
+    def write():
+        with atomic_open(path) as file:
+            file.write("new")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a flush to a full disk does
+
+    assert exit_status(write) == EXIT_USAGE
+    assert capsys.readouterr().err == f"asr: error: {path}: No space left on device\n"
+    assert path.read_text() == "old\n" and temporaries(tmp_path) == []
 
 
 def test_a_writer_killed_midway_leaves_the_old_file_and_a_temporary_cleanup_removes(tmp_path):
