@@ -58,6 +58,13 @@ def test_user_mistakes_get_one_line_and_exit_code_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "escapes the manifest root" in err
     assert main(["train", "--config", str(tmp_path / "missing.yaml"), "--output", "x"]) == 2
+    capsys.readouterr()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    # Before the grid search (no model is even read), not after it.
+    assert main(["tune-lm", "--model", "absent.keras", "--manifest", "dev.jsonl", "--lm", "lm.arpa",
+                 "--output", str(blocked / "decode.yaml")]) == 2
+    assert capsys.readouterr().err == f"asr: error: {blocked}: File exists\n"
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -342,6 +342,10 @@ def _tune_lm(args) -> int:
     from asr.decoder_config import save_decoder_config
     from asr.tune import format_tuning
 
+    if args.output:  # checked before the search, which can take hours, not after
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(args.output.parent, os.W_OK):
+            raise UsageError(f"{args.output}: its folder cannot be written")
     _start_tensorflow(args)
     tuning, config = tune(args.model, args.manifest, args.lm, alphas=args.alphas, betas=args.betas,
                           perturbations=args.perturb, beam_width=args.beam_width, lexicon=args.lexicon,
