@@ -105,6 +105,20 @@ def test_csv_table(tmp_path):
         ("hello there", "ann"), ("general kenobi", "ben")]
 
 
+def test_files_left_out_of_a_manifest_are_each_named(tmp_path, caplog):
+    """They had been counted by reason only; a file of no samples had gone in with duration 0."""
+    write_audio(tmp_path / "one.wav")
+    write_audio(tmp_path / "silent.wav", seconds=0.0)
+    (tmp_path / "notes.wav").write_text("not audio")
+    table = tmp_path / "corpus.csv"
+    table.write_text("audio_filepath,text\none.wav,one\nsilent.wav,two\nnotes.wav,three\nabsent.wav,four\n")
+    assert [u.text for u in read_manifest(import_csv(table))] == ["one"]
+    for name, reason in [("silent.wav", "contains no samples"), ("notes.wav", "not a recognised audio format"),
+                         ("absent.wav", "no such file")]:
+        assert f"{tmp_path / name}: {reason}" in caplog.text
+    assert "skipped 3 utterance(s)" in caplog.text
+
+
 @pytest.mark.parametrize("content, message", [
     ("path,text\nx.wav,hi\n", "no column\\(s\\) audio_filepath \\(found: path, text\\)"),
     ("audio_filepath,text\n../outside.wav,hi\n", "lies outside the manifest's folder"),

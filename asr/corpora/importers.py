@@ -143,13 +143,19 @@ def _records(table: Path, columns, delimiter: str):
 
 
 def _write(rows, manifest: Path) -> Path:
-    """(audio path, text, speaker, id) rows -> manifest of the readable ones, with durations."""
+    """(audio path, text, speaker, id) rows -> manifest of the readable ones, with durations.
+
+    Each file left out is logged with its reason, as transcription reports a bad file.
+    """
     utterances, skipped = [], collections.Counter()
     for path, text, speaker, key in rows:
         try:
-            utterances.append(Utterance(str(path.resolve()), round(audio.duration(path), 4), text,
-                                        speaker, key))
+            seconds = audio.duration(path)
+            if not seconds:
+                raise audio.EmptyAudio(str(path))
+            utterances.append(Utterance(str(path.resolve()), round(seconds, 4), text, speaker, key))
         except audio.AudioError as error:
+            log.warning("%s", error)
             skipped[error.detail.split(" (")[0]] += 1
     if skipped:
         log.warning("%s: skipped %d utterance(s): %s", manifest, sum(skipped.values()), dict(skipped))
