@@ -105,7 +105,13 @@ def test_score_other_systems_and_compare_reports(speech_corpus, tmp_path, capsys
     for name, hyp in (("a", perfect), ("b", sloppy)):
         assert main(["evaluate", "--ref", str(speech_corpus["test"]), "--hyp", str(hyp),
                      "--output-dir", str(tmp_path / name)]) == 0
-    assert "WER 0.00%" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "WER 0.00%" in captured.out
+    assert captured.err == "asr: warning: 1 utterance(s) have no hypothesis: their words count as deletions\n"
+    no_text = tmp_path / "no-text.jsonl"  # a manifest without references had scored silently
+    no_text.write_text(json.dumps({"audio_filepath": utterances[0].audio_filepath}) + "\n")
+    assert main(["evaluate", "--ref", str(no_text), "--hyp", str(perfect), "--output-dir", str(tmp_path / "c")]) == 0
+    assert "1 utterance(s) have no reference text" in capsys.readouterr().err
     assert main(["evaluate", "--compare", str(tmp_path / "a" / "report.json"),
                  str(tmp_path / "b" / "report.json"), "--output-dir", str(tmp_path / "ab")]) == 0
     assert (tmp_path / "ab" / "comparison.md").is_file()

@@ -373,8 +373,13 @@ def _export(args) -> int:
 def _print_summary(report: dict, paths: dict) -> None:
     from asr.report.markdown import percent
 
-    summary = report["summary"]
+    summary, counts = report["summary"], report["counts"]
     print(f"WER {percent(summary['wer'])}  CER {percent(summary['cer'])}  "
           f"({summary['utterances']} utterances)")
+    for name, meaning in [("empty_references", "have no reference text: all they are given counts as "
+                                               "insertions (is the manifest's `text` missing?)"),
+                          ("missing_hypotheses", "have no hypothesis: their words count as deletions")]:
+        if counts[name]:
+            print(f"asr: warning: {counts[name]} utterance(s) {meaning}", file=sys.stderr)
     print("report: " + json.dumps({k: str(v) for k, v in paths.items()}))
 
