@@ -43,6 +43,7 @@ from asr.data import MEMORY_BYTES, pad
 from asr.errors import AsrError, raise_if_interrupted
 from asr.layers import reduce_lengths
 from asr.manifest_index import ManifestIndex, read_records
+from asr.quiet import import_tensorflow_quietly
 from asr.text import Vocabulary, normalize
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,9 @@ def build_store(manifest, folder, feature_config: FeatureConfig = FeatureConfig(
              for shard in todo]
     jobs = min(jobs or os.cpu_count() or 1, len(tasks))
     if jobs > 1:  # "spawn": TensorFlow's threads do not survive a fork
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # Each worker imports TensorFlow before its first shard, without the start-up lines.
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=import_tensorflow_quietly) as pool:
             for _ in pool.map(_write_shard, tasks):
                 raise_if_interrupted()
     else:

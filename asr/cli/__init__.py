@@ -17,14 +17,14 @@ import sys
 from pathlib import Path
 
 from asr.chunking import MAX_SECONDS
-from asr.cli.options import HelpFormatter, add_config_arguments, count, library_default, seconds
+from asr.cli.options import (HelpFormatter, add_config_arguments, count, library_default, seconds,
+                             start_tensorflow)
 from asr.cli.prepare import add_prepare_commands
 from asr.config import choices
 from asr.decoder_config import DecoderConfig
 from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from asr.evaluate import evaluate as evaluate_model
 from asr.lm import build_kneser_ney
-from asr.quiet import import_tensorflow_quietly
 from asr.text import SCORING_NORMALIZERS
 from asr.transcribe import transcribe as transcribe_files
 from asr.tune import tune
@@ -39,11 +39,6 @@ def main(argv=None) -> int:
     if not args.verbose:  # TensorFlow's native logging once set up, errors included (see asr.quiet)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return exit_status(lambda: args.handler(args))
-
-
-def _start_tensorflow(args) -> None:
-    if not args.verbose:  # with --verbose, TensorFlow loads on first use, saying all it says
-        import_tensorflow_quietly()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -231,7 +226,7 @@ def _train(args) -> int:
 
     config = load_config(args.config, args.overrides)
     vocabulary = Vocabulary(args.characters) if args.characters else None
-    _start_tensorflow(args)
+    start_tensorflow(args)
     from asr.train import train
 
     result = train(config, args.output, vocabulary=vocabulary, init_from=args.init_from)
@@ -255,7 +250,7 @@ def _transcribe(args) -> int:
         raise UsageError(f"no audio files in {' '.join(args.inputs)}")
     with TranscriptWriter(args.output_dir, paths, formats, overwrite=args.overwrite) as writer:
         if writer.pending:
-            _start_tensorflow(args)
+            start_tensorflow(args)
         progress = tqdm(total=len(writer.pending), unit="file", file=sys.stderr, dynamic_ncols=True,
                         disable=args.quiet or not sys.stderr.isatty())
         done, audio_seconds = 0, 0.0
@@ -296,7 +291,7 @@ def _evaluate(args) -> int:
     if not (args.model and args.manifest):
         raise UsageError("give --model and --manifest, or --ref and --hyp, or --compare A B")
     decoder = decoder_config(args)
-    _start_tensorflow(args)
+    start_tensorflow(args)
     report, paths, failures = evaluate_model(args.model, args.manifest, args.output_dir, batch_size=args.batch_size,
                                        decoder=decoder, normalizer=args.normalizer,
                                        perturbation=args.perturb, seed=args.perturb_seed)
@@ -310,7 +305,7 @@ def _demo(args) -> int:
     from asr.config import load_config
 
     config = load_config(args.config, args.overrides)
-    _start_tensorflow(args)
+    start_tensorflow(args)
     from asr.demo import run_demo
 
     utterances = dict(zip(("train", "dev", "test"), args.utterances or ()))
@@ -346,7 +341,7 @@ def _tune_lm(args) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(args.output.parent, os.W_OK):
             raise UsageError(f"{args.output}: its folder cannot be written")
-    _start_tensorflow(args)
+    start_tensorflow(args)
     tuning, config = tune(args.model, args.manifest, args.lm, alphas=args.alphas, betas=args.betas,
                           perturbations=args.perturb, beam_width=args.beam_width, lexicon=args.lexicon,
                           batch_size=args.batch_size, workers=args.workers)
@@ -362,7 +357,7 @@ def _tune_lm(args) -> int:
 
 
 def _export(args) -> int:
-    _start_tensorflow(args)
+    start_tensorflow(args)
     from asr.export import export
 
     exported = export(args.model, args.output, args.format, quantize=args.quantize)

@@ -7,6 +7,8 @@ import inspect
 import math
 from pathlib import Path
 
+from asr.quiet import import_tensorflow_quietly
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default (read from the library), unless it has none."""
@@ -39,6 +41,12 @@ def fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} does not lie in [0, 1]")
     return value
+
+
+def start_tensorflow(args) -> None:
+    """Import TensorFlow before a command needs it, without its start-up lines unless --verbose."""
+    if not args.verbose:  # with --verbose, TensorFlow loads on first use, saying all it says
+        import_tensorflow_quietly()
 
 
 def library_default(function, parameter: str):

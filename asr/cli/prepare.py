@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr.cli.options import add_config_arguments, count, fraction, library_default
+from asr.cli.options import add_config_arguments, count, fraction, library_default, start_tensorflow
 from asr.corpora.fsdd import prepare_fsdd
 from asr.corpora.importers import import_csv
 from asr.corpora.synthetic import EXTRA_VOICES, TRAIN_VOICES, make_synthetic_corpus
@@ -108,9 +108,11 @@ def _add_prepare_features(commands) -> None:
 
 def _prepare_features(args) -> int:
     from asr.config import load_config
-    from asr.store import build_store
 
     config = load_config(args.config, args.overrides)
+    start_tensorflow(args)
+    from asr.store import build_store  # imports TensorFlow
+
     sizing = {} if args.shard_size is None else {"shard_size": args.shard_size}
     summary = build_store(args.manifest, args.out, config.features,
                           speeds=config.augment.speed_factors or (1.0,), jobs=args.jobs, **sizing)
