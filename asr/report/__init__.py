@@ -249,7 +249,9 @@ def _jsonl(path) -> Iterable[tuple[str, dict]]:
                 continue
             try:
                 record = json.loads(line)  # bytes: JSON's own UTF-8 rules
-            except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+            except json.JSONDecodeError as error:  # its own "line 2" would count within this line
+                raise ReportError(f"{path}:{number}: not JSON ({error.msg} at character {error.pos + 1})") from None
+            except ValueError as error:  # UnicodeDecodeError
                 raise ReportError(f"{path}:{number}: not JSON ({error})") from None
             if not isinstance(record, dict):
                 raise ReportError(f"{path}:{number}: expected a JSON object")
