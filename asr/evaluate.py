@@ -62,7 +62,8 @@ def score_hypotheses(references, hypotheses, output_dir, normalizer: str = "trai
     scoring = scoring_normalizer(normalizer)
     pairs = read_pairs(references, hypotheses, normalizer=scoring)
     report = build_report(pairs, model=str(hypotheses), data=str(references),
-                          normalization=scoring.description, missing=pairs.missing)
+                          normalization=scoring.description, missing=pairs.missing,
+                          unmatched=pairs.unmatched)
     return report, write_report(report, Path(output_dir))
 
 

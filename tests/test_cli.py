@@ -112,6 +112,8 @@ def test_score_other_systems_and_compare_reports(speech_corpus, tmp_path, capsys
     no_text.write_text(json.dumps({"audio_filepath": utterances[0].audio_filepath}) + "\n")
     assert main(["evaluate", "--ref", str(no_text), "--hyp", str(perfect), "--output-dir", str(tmp_path / "c")]) == 0
     assert "1 utterance(s) have no reference text" in capsys.readouterr().err
+    assert main(["evaluate", "--ref", str(no_text), "--hyp", str(sloppy), "--output-dir", str(tmp_path / "d")]) == 0
+    assert f"{len(utterances) - 2} hypothesis line(s) match no reference" in capsys.readouterr().err
     assert main(["evaluate", "--compare", str(tmp_path / "a" / "report.json"),
                  str(tmp_path / "b" / "report.json"), "--output-dir", str(tmp_path / "ab")]) == 0
     assert (tmp_path / "ab" / "comparison.md").is_file()

@@ -100,7 +100,8 @@ def _add_evaluate_parser(commands) -> None:
                                "Whisper's English normaliser (needs pip install 'asr[whisper]')")
     evaluate.add_argument("--perturb", metavar="SPEC", help="score the manifest's audio corrupted: "
                           "noise:SNR, babble:SNR, reverb:RT60[:DRR], telephone or gain:DB")
-    evaluate.add_argument("--perturb-seed", type=int, default=library_default(evaluate_model, "seed"), help="seed of the corruptions")
+    evaluate.add_argument("--perturb-seed", type=int, default=library_default(evaluate_model, "seed"),
+                          help="seed of the corruptions")
     _add_decoder_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
@@ -371,10 +372,14 @@ def _print_summary(report: dict, paths: dict) -> None:
     summary, counts = report["summary"], report["counts"]
     print(f"WER {percent(summary['wer'])}  CER {percent(summary['cer'])}  "
           f"({summary['utterances']} utterances)")
-    for name, meaning in [("empty_references", "have no reference text: all they are given counts as "
-                                               "insertions (is the manifest's `text` missing?)"),
-                          ("missing_hypotheses", "have no hypothesis: their words count as deletions")]:
-        if counts[name]:
-            print(f"asr: warning: {counts[name]} utterance(s) {meaning}", file=sys.stderr)
+    warnings = {
+        "empty_references": "{} utterance(s) have no reference text: all they are given counts as "
+                            "insertions (is the manifest's `text` missing?)",
+        "missing_hypotheses": "{} utterance(s) have no hypothesis: their words count as deletions",
+        "unmatched_hypotheses": "{} hypothesis line(s) match no reference: not scored",
+    }
+    for name, warning in warnings.items():
+        if counts.get(name):  # a report written before the count existed has none
+            print("asr: warning: " + warning.format(counts[name]), file=sys.stderr)
     print("report: " + json.dumps({k: str(v) for k, v in paths.items()}))
 

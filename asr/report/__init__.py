@@ -94,11 +94,12 @@ def read_pairs(ref_jsonl, hyp_jsonl, normalizer: Callable[[str], str] = normaliz
 
 def build_report(rows: Sequence[Scored], *, model: str | None, data: str | None, normalization: str,
                  decoder: str | None = None, bootstrap: int = 1000, seed: int = 0,
-                 missing: Iterable[str] = ()) -> dict:
+                 missing: Iterable[str] = (), unmatched: Iterable[str] = ()) -> dict:
     """Score `rows` into a JSON-serialisable report.
 
     `missing` names utterances whose hypothesis was absent (their empty
     hypotheses are scored as deletions); they are flagged and counted.
+    `unmatched` names hypotheses of no reference, which are counted only.
     """
     ids = [row.id for row in rows]
     if len(set(ids)) != len(ids):
@@ -120,6 +121,7 @@ def build_report(rows: Sequence[Scored], *, model: str | None, data: str | None,
         "counts": {
             "utterances": len(rows),
             "missing_hypotheses": sum(row.id in missing for row in rows),
+            "unmatched_hypotheses": len(list(unmatched)),
             "empty_references": sum(not utterance.reference_words for utterance in errors),
             "empty_hypotheses": sum(not utterance.hypothesis_words for utterance in errors),
             "duration_seconds": sum(durations) if len(durations) == len(rows) else None,
