@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile
 
-from asr.errors import AsrError
+from asr.errors import AsrError, first_line
 
 SAMPLE_RATE = 16000
 MIN_SAMPLE_RATE = 1000
@@ -225,5 +225,5 @@ def _check_rate(path, rate: int) -> None:
 
 
 def _short(error: Exception) -> str:
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = first_line(error)
     return text.split(": ", 1)[-1] if text.startswith(("Error opening", "Error")) else text

@@ -21,6 +21,7 @@ import numpy as np
 import soundfile
 
 from asr import audio
+from asr.errors import first_line
 
 MAX_SECONDS = 20.0  # the model trains on utterances of up to 20 s
 STREAM_ABOVE_SECONDS = 60.0
@@ -83,7 +84,7 @@ def read_blocks(path, sample_rate: int = audio.SAMPLE_RATE,
     except soundfile.LibsndfileError as error:
         raise audio.UnreadableAudio(path, f"cannot be read ({error})") from None
     except (RuntimeError, ValueError, OSError) as error:
-        raise audio.UnreadableAudio(path, f"cannot be read ({str(error).splitlines()[0]})") from None
+        raise audio.UnreadableAudio(path, f"cannot be read ({first_line(error)})") from None
     if total == 0:
         raise audio.EmptyAudio(path)
     if resampler is not None:

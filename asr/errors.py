@@ -19,6 +19,11 @@ from contextlib import contextmanager
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+def first_line(error: BaseException) -> str:
+    """A library's exception as the reason in a one-line message: its first line, else its type."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 class AsrError(Exception):
     """Input asr cannot use: the command cannot run as given (exit status 2)."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from asr.errors import AsrError
+from asr.errors import AsrError, first_line
 from asr.manifest import read_manifest
 from asr.text import normalize
 
@@ -265,7 +265,7 @@ class KenLMModel:
         try:
             self._model = kenlm.Model(str(path))
         except (OSError, RuntimeError, ValueError) as error:  # ValueError: its message is not UTF-8
-            raise LanguageModelError(f"{path}: kenlm cannot read it ({_first_line(error)})") from None
+            raise LanguageModelError(f"{path}: kenlm cannot read it ({first_line(error)})") from None
         self.order = self._model.order
 
     @property
@@ -296,10 +296,6 @@ def known_words(lm: LanguageModel) -> frozenset[str]:
 
 
 KENLM_MAGIC = b"mmap lm http://kheafield.com/code"  # how every KenLM binary begins (build_binary)
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def load_language_model(path) -> LanguageModel:

@@ -18,7 +18,7 @@ import keras
 from keras import ops
 
 from asr.config import ConfigError, FeatureConfig, ModelConfig, from_dict, to_dict
-from asr.errors import AsrError
+from asr.errors import AsrError, first_line
 from asr.layers import bilstm_stack, reduce_lengths
 from asr.text import Vocabulary
 
@@ -137,14 +137,10 @@ def load_model(path) -> SpeechRecognizer:
         raise ModelError(f"{path}: holds an invalid asr model config ({error})") from None
     # What Keras raises for content it cannot use, and zipfile, zlib and h5py for damaged bytes.
     except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise ModelError(f"{path}: cannot be loaded as a Keras model ({_first_line(error)})") from None
+        raise ModelError(f"{path}: cannot be loaded as a Keras model ({first_line(error)})") from None
     if not isinstance(model, SpeechRecognizer):
         raise ModelError(f"{path}: not an asr model (found {type(model).__name__})")
     return model
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _replicas_in_sync() -> int:
