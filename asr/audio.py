@@ -206,15 +206,14 @@ def is_audio(path) -> bool:
 def _check_file(path: str) -> None:
     try:
         mode = os.stat(path).st_mode
-        if stat.S_ISDIR(mode) or stat.S_ISREG(mode):  # a folder: open() says so below
-            with open(path, "rb") as file:
-                empty = not file.read(1)
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO or device: a read could wait forever
+            raise UnreadableAudio(path, "cannot be read (not a regular file)")
+        with open(path, "rb") as file:  # a folder: open() says so
+            empty = not file.read(1)
     except FileNotFoundError:
         raise UnreadableAudio(path, "no such file") from None
     except OSError as error:
         raise UnreadableAudio(path, f"cannot be read ({error.strerror or error})") from None
-    if not stat.S_ISREG(mode):  # a FIFO, socket or device: reading could wait forever
-        raise UnreadableAudio(path, "cannot be read (not a regular file)")
     if empty:
         raise EmptyAudio(path, "file is empty (0 bytes)")
 

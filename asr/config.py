@@ -39,6 +39,13 @@ class Checked:
         check_fields(self)
 
 
+def _require_counts(config, *names: str) -> None:
+    """ConfigError naming the first of `config`'s integer fields `names` that is below 1."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name}: {getattr(config, name)} is not a positive count")
+
+
 @dataclass(frozen=True)
 class FeatureConfig(Checked):
     """Log-mel (or MFCC) front end; saved with the model so inference matches training."""
@@ -59,9 +66,7 @@ class FeatureConfig(Checked):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("sample_rate", "n_mels", "n_mfcc", "n_fft", "win_length", "hop_length"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: {getattr(self, name)} is not a positive count")
+        _require_counts(self, "sample_rate", "n_mels", "n_mfcc", "n_fft", "win_length", "hop_length")
         if self.win_length > self.n_fft:
             raise ConfigError(f"win_length: {self.win_length} is longer than n_fft ({self.n_fft})")
         if not 0 <= self.fmin < (self.fmax or self.sample_rate / 2) <= self.sample_rate / 2:
@@ -127,9 +132,7 @@ class TrainConfig(Checked):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: {getattr(self, name)} is not a positive count")
+        _require_counts(self, "epochs", "batch_size")
         if self.lr_schedule == "exponential" and self.min_learning_rate <= 0:
             raise ConfigError(f"min_learning_rate: {self.min_learning_rate} cannot end an exponential "
                               "decay (it would be 0 from the first step)")
