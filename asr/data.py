@@ -26,7 +26,7 @@ from asr import audio, augment, features
 from asr.caches import FeatureCache, MemoryCache, memory_cache
 from asr.config import AugmentConfig, FeatureConfig, TrainConfig
 from asr.ctc import label_frames
-from asr.layers import reduce_lengths
+from asr.sequences import reduce_lengths
 from asr.manifest import Utterance
 from asr.text import Vocabulary, normalize
 

@@ -19,7 +19,8 @@ from keras import ops
 
 from asr.config import ConfigError, FeatureConfig, ModelConfig, from_dict, to_dict
 from asr.errors import AsrError, first_line
-from asr.layers import bilstm_stack, reduce_lengths
+from asr.layers import bilstm_stack
+from asr.sequences import reduce_lengths
 from asr.text import Vocabulary
 
 

@@ -41,7 +41,7 @@ from asr.config import AugmentConfig, ConfigError, FeatureConfig, from_dict, to_
 from asr.ctc import label_frames
 from asr.data import MEMORY_BYTES, pad
 from asr.errors import AsrError, raise_if_interrupted
-from asr.layers import reduce_lengths
+from asr.sequences import reduce_lengths
 from asr.manifest_index import ManifestIndex, read_records
 from asr.quiet import import_tensorflow_quietly
 from asr.text import Vocabulary, normalize

@@ -11,14 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from asr.layers import (
-    BidirectionalLSTM,
-    bilstm_stack,
-    reduce_lengths,
-    reduce_mask,
-    reverse_within_lengths,
-    stack_frames,
-)
+from asr.layers import BidirectionalLSTM, bilstm_stack
+from asr.sequences import reduce_lengths
 
 FEATURES = 5
 UNITS = 4
@@ -54,25 +48,6 @@ def to_numpy(x):
 
 def as_list(outputs):
     return [to_numpy(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
-
-
-def test_reverse_within_lengths_keeps_padding_in_place():
-    x = np.arange(10, dtype="float32").reshape(2, 5, 1)
-    reversed_ = to_numpy(reverse_within_lengths(x, np.array([3, 5])))[..., 0]
-    np.testing.assert_array_equal(reversed_, [[2, 1, 0, 3, 4], [9, 8, 7, 6, 5]])
-    np.testing.assert_array_equal(to_numpy(reverse_within_lengths(reversed_[..., None], np.array([3, 5]))), x)
-
-
-def test_stack_frames_zero_pads_and_mask_follows_lengths():
-    x = np.arange(15, dtype="float32").reshape(1, 5, 3)
-    stacked = to_numpy(stack_frames(x, 2))
-    assert stacked.shape == (1, 3, 6)
-    np.testing.assert_array_equal(stacked[0, 1], [6, 7, 8, 9, 10, 11])
-    np.testing.assert_array_equal(stacked[0, 2], [12, 13, 14, 0, 0, 0])
-    _, mask = padded_batch()
-    reduced = to_numpy(reduce_mask(mask, 2))
-    np.testing.assert_array_equal(reduced.sum(axis=1), reduce_lengths(np.array(LENGTHS), 2))
-    np.testing.assert_array_equal(reduce_lengths(np.array(LENGTHS), 2), [4, 2, 3])
 
 
 @pytest.mark.parametrize(
@@ -272,12 +247,13 @@ def test_benchmark_script_quick_run(capsys):
 @pytest.mark.ci  # jax is in the dev extra
 @pytest.mark.skipif(keras.backend.backend() == "jax", reason="this run is on the jax backend")
 def test_layer_tests_pass_on_the_jax_backend():
-    """The layer stays backend-neutral: this file again, on Keras's jax backend (CPU)."""
+    """The layer stays backend-neutral: this file and test_sequences again, on Keras's jax backend (CPU)."""
     pytest.importorskip("jax")
     # Without CI: the child skips this very test, which CI=true would turn into a failure.
     environment = {name: value for name, value in os.environ.items() if name != "CI"}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-k", "not benchmark"],
+        [sys.executable, "-m", "pytest", __file__, str(Path(__file__).with_name("test_sequences.py")),
+         "-q", "-p", "no:cacheprovider", "-k", "not benchmark"],
         env={**environment, "KERAS_BACKEND": "jax"}, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "this run is on the jax backend" in result.stdout  # the child really ran on jax
