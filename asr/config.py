@@ -101,6 +101,9 @@ class TrainConfig(Checked):
     batch_size: int = 32
     learning_rate: float = 1e-3
     clipnorm: float = 5.0
+    # Decoupled weight decay (AdamW, Loshchilov & Hutter 2019): each step multiplies every
+    # kernel by 1 - learning rate x this; biases and normalisation gains are not decayed.
+    weight_decay: float = 0.0
     patience: int = 5  # epochs without dev-WER improvement before stopping
     seed: int = 0
     max_duration: float = 20.0  # seconds; longer utterances are filtered (and counted)
@@ -140,6 +143,8 @@ class TrainConfig(Checked):
             raise ConfigError(f"average_epochs: {self.average_epochs} is not a count (1: no averaging)")
         if self.warmup_epochs and self.lr_schedule == "plateau":
             raise ConfigError("warmup_epochs: needs lr_schedule cosine or exponential")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay: {self.weight_decay} is below 0 (0: no decay)")
         if self.intra_op_threads < 0:
             raise ConfigError(f"intra_op_threads: {self.intra_op_threads} is not a count (0: all cores)")
 

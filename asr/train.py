@@ -30,7 +30,7 @@ from asr.backup import TrainingBackup
 from asr.callbacks import (BestModel, DevErrorRates, EpochWeights, FollowEpochs, LearningRateLog,
                            LossGuard, StopOnInterrupt, WarmupDecay, average_epochs, best_epochs,
                            dev_error_rates)
-from asr.config import ConfigError, ExperimentConfig, save_config, to_dict
+from asr.config import ConfigError, ExperimentConfig, TrainConfig, save_config, to_dict
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
 from asr.fileio import atomic_path, remove_stale_temporaries, write_json
 from asr.manifest import ManifestError, read_manifest
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 BEST_MODEL = "model.keras"
 BEST_EPOCH = "best-epoch.keras"  # the best epoch's model, when model.keras is an average
 EPOCHS = "epochs"  # every epoch's weights, when averaging
+DECAY_EXEMPT = ("bias", "gamma", "beta")  # in the names of weights weight decay leaves alone
 
 
 @dataclass
@@ -197,11 +198,7 @@ def _compiled_model(config: ExperimentConfig, vocabulary: Vocabulary, strategy,
     model = build_model(vocabulary, config.features, config.model)
     if source is not None:
         copy_weights(source, model, where)
-    # Keras clips each replica's share of the gradient before summing the
-    # shares, so each gets its share of the limit: the sum stays within it.
-    clipnorm = config.train.clipnorm / strategy.num_replicas_in_sync
-    model.compile(optimizer=keras.optimizers.Adam(
-        _learning_rate(config.train, steps_per_epoch), global_clipnorm=clipnorm))
+    model.compile(optimizer=optimizer(config.train, steps_per_epoch, strategy.num_replicas_in_sync))
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         keras_compat.fit_under_multi_worker(model)
     return model
@@ -263,6 +260,19 @@ def _checked(source, count: int, reasons) -> dict[str, int]:
     if reasons:
         log.warning("%s: dropped %d utterance(s): %s", source, sum(reasons.values()), dict(reasons))
     return dict(reasons)
+
+
+def optimizer(train_config: TrainConfig, steps_per_epoch: int,
+              replicas: int = 1) -> keras.optimizers.Optimizer:
+    """Adam with `train_config`'s learning-rate schedule, gradient clipping and weight decay."""
+    # Keras clips each replica's share of the gradient before summing the
+    # shares, so each gets its share of the limit: the sum stays within it.
+    adam = keras.optimizers.Adam(_learning_rate(train_config, steps_per_epoch),
+                                 global_clipnorm=train_config.clipnorm / replicas,
+                                 weight_decay=train_config.weight_decay or None)
+    if train_config.weight_decay:  # a shift or a scale is not a weight to pull towards 0
+        adam.exclude_from_weight_decay(var_names=DECAY_EXEMPT)
+    return adam
 
 
 def _learning_rate(train_config, steps_per_epoch: int):

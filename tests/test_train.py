@@ -17,13 +17,13 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from asr.config import ConfigError, FeatureConfig, ModelConfig, load_config
+from asr.config import ConfigError, FeatureConfig, ModelConfig, TrainConfig, load_config
 from asr.manifest import Utterance, write_manifest
 from asr.model import ModelError, build_model, load_model
 from asr.store import build_store
 from asr.text import Vocabulary
 from asr.callbacks import TrainingDiverged
-from asr.train import copy_weights, precision_policy, set_intra_op_threads, train
+from asr.train import copy_weights, optimizer, precision_policy, set_intra_op_threads, train
 from conftest import TINY_MODEL, make_tone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,6 +168,27 @@ def test_init_from_on_the_command_line(tones, tmp_path):
                  str(tmp_path / "run"), "--init-from", str(source), "--characters", " efghinorstuvwxz",
                  *overrides(tones, "train.epochs=1")]) == 0
     assert load_model(tmp_path / "run" / "model.keras").vocabulary == Vocabulary(" efghinorstuvwxz")
+
+
+def test_weight_decay_shrinks_kernels_by_the_rate_times_the_decay_and_leaves_biases():
+    # With zero gradients Adam's own step is 0, so only the decoupled decay moves a weight.
+    config = TrainConfig(learning_rate=0.01, weight_decay=0.5)
+    kernel = keras.Variable(np.full((2, 3), 2.0, np.float32), name="forward_kernel")
+    bias = keras.Variable(np.ones(3, np.float32), name="forward_bias")
+    gamma = keras.Variable(np.ones(3, np.float32), name="cell_gamma")
+    adam = optimizer(config, steps_per_epoch=10)
+    adam.apply_gradients([(np.zeros(v.shape, np.float32), v) for v in (kernel, bias, gamma)])
+    np.testing.assert_allclose(kernel.numpy(), 2.0 * (1 - 0.01 * 0.5), rtol=1e-6)
+    np.testing.assert_array_equal(bias.numpy(), 1.0)
+    np.testing.assert_array_equal(gamma.numpy(), 1.0)
+    no_decay = keras.Variable(np.full((2, 3), 2.0, np.float32), name="kernel")
+    optimizer(TrainConfig(learning_rate=0.01), 10).apply_gradients([(np.zeros((2, 3), np.float32), no_decay)])
+    np.testing.assert_array_equal(no_decay.numpy(), 2.0)
+
+
+def test_negative_weight_decay_is_refused():
+    with pytest.raises(ConfigError, match="weight_decay"):
+        TrainConfig(weight_decay=-0.1)
 
 
 def test_mixed_precision_is_ignored_without_a_gpu(caplog):
