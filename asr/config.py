@@ -193,6 +193,10 @@ class DataConfig(Checked):
     # A feature store (`asr prepare-features`) to train from instead of train_manifest's audio.
     train_store: str | None = None
     dev_manifest: str | None = None
+    # Dev WER, which picks the best epoch and drives the plateau schedule and early stopping, is
+    # scored on dev pooled with a copy of it under each of these (`noise:10`, `reverb:0.5`,
+    # `telephone`: asr.augment.parse_perturbation); the copies go to the run's dev-perturbed/.
+    dev_perturbations: tuple[str, ...] = ()
     test_manifests: tuple[str, ...] = ()
 
 

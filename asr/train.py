@@ -26,14 +26,15 @@ import tensorflow as tf
 
 from asr import keras_compat
 from asr.allocator import keep_freed_memory
+from asr.augment import parse_perturbation, perturbed_copies
 from asr.backup import TrainingBackup
 from asr.callbacks import (BestModel, DevErrorRates, EpochWeights, FollowEpochs, LearningRateLog,
                            LossGuard, StopOnInterrupt, WarmupDecay, average_epochs, best_epochs,
                            dev_error_rates)
-from asr.config import ConfigError, ExperimentConfig, TrainConfig, save_config, to_dict
+from asr.config import AugmentConfig, ConfigError, ExperimentConfig, TrainConfig, save_config, to_dict
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
 from asr.fileio import atomic_path, remove_stale_temporaries, write_json
-from asr.manifest import ManifestError, read_manifest
+from asr.manifest import ManifestError, Utterance, read_manifest
 from asr.model import ModelError, SpeechRecognizer, build_model, load_model
 from asr.store import StoreLoader
 from asr.text import Vocabulary
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 BEST_MODEL = "model.keras"
 BEST_EPOCH = "best-epoch.keras"  # the best epoch's model, when model.keras is an average
 EPOCHS = "epochs"  # every epoch's weights, when averaging
+DEV_COPIES = "dev-perturbed"  # dev's corrupted copies, per data.dev_perturbations
 DECAY_EXEMPT = ("bias", "gamma", "beta")  # in the names of weights weight decay leaves alone
 
 
@@ -77,7 +79,9 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()  # process-wide, and cannot be undone
+    perturbations = _dev_perturbations(config.data)  # a bad spec fails before any audio is read
     (loader, corpora, dev), dropped = _splits(config, vocabulary)
+    dev = _perturbed_dev(dev, perturbations, output_dir / DEV_COPIES, config.features.sample_rate)
     write_json(output_dir / "dropped.json", dropped)
     sampler = BatchSampler(loader.durations, config.features,
                            config.train.batch_size, shuffle=True, seed=config.train.seed,
@@ -234,6 +238,31 @@ def _splits(config: ExperimentConfig, vocabulary: Vocabulary):
         dropped = {"train": dict(reasons)}
     dev, dropped["dev"] = _usable(config, vocabulary, data.dev_manifest)
     return (loader, corpora, sorted(dev, key=lambda u: u.duration)), dropped  # similar lengths batch together
+
+
+def _dev_perturbations(data) -> list[tuple[str, AugmentConfig]]:
+    """(spec, corruption) for each of data.dev_perturbations."""
+    try:
+        return [(spec, parse_perturbation(spec)) for spec in data.dev_perturbations]
+    except ConfigError as error:
+        raise ConfigError(f"data.dev_perturbations: {error}") from None
+
+
+def _perturbed_dev(dev: list[Utterance], perturbations, folder: Path, sample_rate: int) -> list[Utterance]:
+    """`dev` and a copy of it under each of `perturbations` ((spec, corruption)), shortest first.
+
+    The copies are written to `folder/0/`, `folder/1/`, ... (each utterance drawn as
+    `asr evaluate --perturb` draws it), and keep their utterance's id with "+spec".
+    """
+    pooled = list(dev)
+    for number, (spec, corruption) in enumerate(perturbations):
+        copies = perturbed_copies([u.audio_filepath for u in dev], corruption, folder / str(number),
+                                  sample_rate)
+        pooled += [replace(u, audio_filepath=copy, id=f"{u.key}+{spec}") for u, copy in zip(dev, copies)]
+    if perturbations:
+        log.info("dev: %d utterances, %d of them perturbed (%s)", len(pooled), len(pooled) - len(dev),
+                 ", ".join(spec for spec, _ in perturbations))
+    return sorted(pooled, key=lambda u: u.duration)  # similar lengths batch together
 
 
 def _train_manifests(data) -> tuple[str, ...]:
