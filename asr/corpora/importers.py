@@ -62,7 +62,7 @@ def import_common_voice(source, out, splits=COMMON_VOICE_SPLITS) -> dict[str, Pa
             raise CorpusError(f"{table}: no such file")
         rows = [(folder / "clips" / record["path"], record["sentence"], record["client_id"],
                  Path(record["path"]).stem)
-                for record in _records(table, ("client_id", "path", "sentence"), delimiter="\t")]
+                for _, record in _records(table, ("client_id", "path", "sentence"), delimiter="\t")]
         manifests[split] = _write(rows, out / f"{split}.jsonl")
     return manifests
 
@@ -102,13 +102,13 @@ def import_csv(table, manifest=None, *, audio_column: str = "audio_filepath",
     manifest = Path(manifest) if manifest else table.with_suffix(".jsonl")
     columns = [c for c in (audio_column, text_column, speaker_column, id_column) if c]
     delimiter = "\t" if table.suffix.lower() == ".tsv" else ","
-    rows = [(table.parent / record[audio_column], record[text_column],
-             record.get(speaker_column) or None, record.get(id_column) or None)
-            for record in _records(table, columns, delimiter)]
-    root = manifest.parent.resolve()
-    outside = next((path for path, *_ in rows if not path.resolve().is_relative_to(root)), None)
-    if outside is not None:
-        raise CorpusError(f"{table}: audio {outside} lies outside the manifest's folder {root}")
+    root, rows = manifest.parent.resolve(), []
+    for line, record in _records(table, columns, delimiter):
+        path = table.parent / record[audio_column]
+        if not path.resolve().is_relative_to(root):
+            raise CorpusError(f"{table}:{line}: audio {path} lies outside the manifest's folder {root}")
+        rows.append((path, record[text_column], record.get(speaker_column) or None,
+                     record.get(id_column) or None))
     return _write(rows, manifest)
 
 
@@ -125,6 +125,7 @@ def _root(source, out) -> tuple[Path, Path]:
 
 
 def _records(table: Path, columns, delimiter: str):
+    """(line number, {column: value}) for each row of a table with a header row."""
     try:
         with open(table, encoding="utf-8", newline="") as lines:
             reader = csv.DictReader(lines, delimiter=delimiter, quoting=csv.QUOTE_NONE)
@@ -137,7 +138,7 @@ def _records(table: Path, columns, delimiter: str):
                 if short:
                     raise CorpusError(f"{table}:{reader.line_num}: a short row, without "
                                       f"{', '.join(short)}")
-                yield record
+                yield reader.line_num, record
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise CorpusError(f"{table}: cannot be read ({error})") from None
 
