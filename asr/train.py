@@ -5,7 +5,8 @@ mean of the best epochs' weights, the best epoch's own in `best-epoch.keras`
 and every epoch's in `epochs/`), `config.yaml`, `dropped.json`
 (utterances filtered out, by reason), `history.json`/`history.csv`, TensorBoard
 `logs/` and `backup/`, from which running the same command again resumes a
-killed run at the batch it had reached (and does nothing after a finished one).
+killed run at the batch it had reached (and does nothing after a finished one);
+with `data.dev_perturbations`, also the corrupted dev copies in `dev-perturbed/`.
 """
 
 from __future__ import annotations
