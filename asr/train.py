@@ -255,14 +255,15 @@ def _perturbed_dev(dev: list[Utterance], perturbations, folder: Path, sample_rat
     The copies are written to `folder/0/`, `folder/1/`, ... (each utterance drawn as
     `asr evaluate --perturb` draws it), and keep their utterance's id with "+spec".
     """
+    if not perturbations:
+        return dev  # already shortest first
     pooled = list(dev)
     for number, (spec, corruption) in enumerate(perturbations):
         copies = perturbed_copies([u.audio_filepath for u in dev], corruption, folder / str(number),
                                   sample_rate)
         pooled += [replace(u, audio_filepath=copy, id=f"{u.key}+{spec}") for u, copy in zip(dev, copies)]
-    if perturbations:
-        log.info("dev: %d utterances, %d of them perturbed (%s)", len(pooled), len(pooled) - len(dev),
-                 ", ".join(spec for spec, _ in perturbations))
+    log.info("dev: %d utterances, %d of them perturbed (%s)", len(pooled), len(pooled) - len(dev),
+             ", ".join(spec for spec, _ in perturbations))
     return sorted(pooled, key=lambda u: u.duration)  # similar lengths batch together
 
 
