@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from asr import audio
 from asr.audio import resample
-from asr.config import AugmentConfig, ConfigError, FeatureConfig
+from asr.config import AugmentConfig, ConfigError, FeatureConfig, to_dict
 
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f^exponent
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz, the ITU-T G.712 pass band
@@ -39,10 +39,15 @@ TELEPHONE_RATE = 8000
 MU = 255  # G.711 mu-law
 
 
-def corrupts(config: AugmentConfig) -> bool:
-    """Whether `config` turns on any waveform corruption."""
-    return any((config.noise_probability, config.reverb_probability, config.telephone_probability,
-                config.gain_probability))
+# The AugmentConfig fields waveform corruptions are drawn with (`draw_corruption`).
+CORRUPTION_SETTINGS = ("noise_probability", "noise_snr_db", "noise_kinds", "babble_talkers",
+                       "reverb_probability", "reverb_rt60", "reverb_drr_db", "gain_probability",
+                       "gain_db", "telephone_probability")
+
+
+def corruption_settings(config: AugmentConfig) -> dict:
+    """`config`'s CORRUPTION_SETTINGS as plain values (lists for tuples), as a store records them."""
+    return {name: value for name, value in to_dict(config).items() if name in CORRUPTION_SETTINGS}
 
 
 @dataclass(frozen=True)

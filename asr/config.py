@@ -149,6 +149,9 @@ class TrainConfig(Checked):
             raise ConfigError(f"intra_op_threads: {self.intra_op_threads} is not a count (0: all cores)")
 
 
+_CORRUPTIONS = ("noise_probability", "reverb_probability", "gain_probability", "telephone_probability")
+
+
 @dataclass(frozen=True)
 class AugmentConfig(Checked):
     """Training-only augmentation; everything is off by default."""
@@ -173,6 +176,10 @@ class AugmentConfig(Checked):
     gain_db: tuple[float, float] = (-6.0, 6.0)  # full scale is 1.0; FSDD peaks at about 0.5
     vtlp_probability: float = 0.0  # vocal-tract-length perturbation, on the log-mel bins
     vtlp_warp: tuple[float, float] = (0.9, 1.1)
+    # 0: the waveform corruptions are drawn afresh each epoch, on the training loader's CPU.
+    # K: drawn K times per utterance and speed, once, into a feature store that training then
+    # reads (Kaldi's replicated data): the loader only reads, warps and masks.
+    corrupted_copies: int = 0
 
     def __post_init__(self):
         super().__post_init__()
@@ -182,6 +189,16 @@ class AugmentConfig(Checked):
                 raise ConfigError(f"{name}: {value} is not a probability (0 to 1)")
             if name.endswith(("_factors", "_warp", "_rt60")) and not all(item > 0 for item in value):
                 raise ConfigError(f"{name}: {list(value)} must all be above 0")
+        if self.corrupted_copies < 0:
+            raise ConfigError(f"corrupted_copies: {self.corrupted_copies} is not a count (0: none stored)")
+        if self.corrupted_copies and not self.corrupts:
+            raise ConfigError(f"corrupted_copies: {self.corrupted_copies}, but no waveform corruption "
+                              f"is on to draw them ({', '.join(_CORRUPTIONS)} are all 0)")
+
+    @property
+    def corrupts(self) -> bool:
+        """Whether any waveform corruption is on."""
+        return any(getattr(self, name) for name in _CORRUPTIONS)
 
 
 @dataclass(frozen=True)
@@ -190,8 +207,9 @@ class DataConfig(Checked):
     # every epoch (a fraction is a fresh random subset each epoch; beyond 1, whole passes repeat).
     train_manifest: str | tuple[str, ...] | None = None
     train_weights: tuple[float, ...] = ()  # one per train manifest; empty: 1.0 each
-    # A feature store (`asr prepare-features`) to train from instead of train_manifest's audio.
-    train_store: str | None = None
+    # Feature stores (`asr prepare-features`) to train from instead of train_manifest's audio;
+    # several mix by train_weights as manifests do.
+    train_store: str | tuple[str, ...] | None = None
     dev_manifest: str | None = None
     # Dev WER, which picks the best epoch and drives the plateau schedule and early stopping, is
     # scored on dev pooled with a copy of it under each of these (`noise:10`, `reverb:0.5`,

@@ -205,7 +205,7 @@ class UtteranceLoader:
                                    memory_bytes)
         self.disk = FeatureCache(cache_dir, feature_config) if cache_dir else None
         self.waveforms = (memory_cache(self.durations.sum() * feature_config.sample_rate * 4, memory_bytes,
-                                       "waveforms") if augment.corrupts(augmentation) else MemoryCache(0))
+                                       "waveforms") if augmentation.corrupts else MemoryCache(0))
         self.loaded, self._lock = 0, threading.Lock()  # utterances read or extracted, not from memory
 
     def keys(self) -> list[str]:

@@ -6,7 +6,8 @@ and every epoch's in `epochs/`), `config.yaml`, `dropped.json`
 (utterances filtered out, by reason), `history.json`/`history.csv`, TensorBoard
 `logs/` and `backup/`, from which running the same command again resumes a
 killed run at the batch it had reached (and does nothing after a finished one);
-with `data.dev_perturbations`, also the corrupted dev copies in `dev-perturbed/`.
+with `data.dev_perturbations`, also the corrupted dev copies in `dev-perturbed/`, and
+with `augment.corrupted_copies`, the training manifests' feature stores in `stores/`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_data
 from asr.fileio import atomic_path, remove_stale_temporaries, write_json
 from asr.manifest import ManifestError, Utterance, read_manifest
 from asr.model import ModelError, SpeechRecognizer, build_model, load_model
-from asr.store import StoreLoader
+from asr.store import StoreLoader, build_store
 from asr.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ BEST_MODEL = "model.keras"
 BEST_EPOCH = "best-epoch.keras"  # the best epoch's model, when model.keras is an average
 EPOCHS = "epochs"  # every epoch's weights, when averaging
 DEV_COPIES = "dev-perturbed"  # dev's corrupted copies, per data.dev_perturbations
+STORES = "stores"  # the training manifests' feature stores, per augment.corrupted_copies
 DECAY_EXEMPT = ("bias", "gamma", "beta")  # in the names of weights weight decay leaves alone
 
 
@@ -81,7 +83,7 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()  # process-wide, and cannot be undone
     perturbations = _dev_perturbations(config.data)  # a bad spec fails before any audio is read
-    (loader, corpora, dev), dropped = _splits(config, vocabulary)
+    (loader, corpora, dev), dropped = _splits(config, vocabulary, output_dir / STORES)
     dev = _perturbed_dev(dev, perturbations, output_dir / DEV_COPIES, config.features.sample_rate)
     write_json(output_dir / "dropped.json", dropped)
     sampler = BatchSampler(loader.durations, config.features,
@@ -209,27 +211,30 @@ def _compiled_model(config: ExperimentConfig, vocabulary: Vocabulary, strategy,
     return model
 
 
-def _splits(config: ExperimentConfig, vocabulary: Vocabulary):
+def _splits(config: ExperimentConfig, vocabulary: Vocabulary, stores_folder: Path):
     """((training loader, (train,) corpus number of each, dev utterances), dropped counts
     by split and reason).
 
-    Training reads `data.train_store` when set, else the audio of `data.train_manifest`'s
-    manifests, numbered in order for `data.train_weights`.
+    Training reads `data.train_store`'s stores when set, else `data.train_manifest`'s
+    manifests, numbered in order for `data.train_weights`: their audio, or with
+    `augment.corrupted_copies`, stores built from them in `stores_folder`.
     """
     data, train_config, speeds = config.data, config.train, config.augment.speed_factors
-    manifests = _train_manifests(data)
-    if not (manifests or data.train_store) or not data.dev_manifest:
+    sources = _train_sources(data)
+    if not sources or not data.dev_manifest:
         raise ConfigError("data.dev_manifest and data.train_manifest (or data.train_store) must be set")
     memory_bytes = train_config.memory_cache_mb * 2**20
-    if data.train_store:
-        loader = StoreLoader(data.train_store, vocabulary, config.features, speed_factors=speeds,
+    if not data.train_store and config.augment.corrupted_copies:
+        sources = _built_stores(config, sources, stores_folder)
+    if data.train_store or config.augment.corrupted_copies:
+        loader = StoreLoader(sources, vocabulary, config.features, speed_factors=speeds,
                              subsampling=config.model.subsampling, augmentation=config.augment,
                              max_duration=train_config.max_duration, memory_bytes=memory_bytes)
-        dropped = {"train": _checked(data.train_store, len(loader), loader.dropped)}
-        corpora = None
+        dropped = {"train": _checked(", ".join(map(str, sources)), len(loader), loader.dropped)}
+        corpora = loader.corpora
     else:
         kept, corpora, reasons = [], [], collections.Counter()
-        for number, manifest in enumerate(manifests):
+        for number, manifest in enumerate(sources):
             usable, dropped_here = _usable(config, vocabulary, manifest, max(speeds, default=1.0))
             kept, corpora = kept + usable, corpora + [number] * len(usable)
             reasons.update(dropped_here)
@@ -239,6 +244,21 @@ def _splits(config: ExperimentConfig, vocabulary: Vocabulary):
         dropped = {"train": dict(reasons)}
     dev, dropped["dev"] = _usable(config, vocabulary, data.dev_manifest)
     return (loader, corpora, sorted(dev, key=lambda u: u.duration)), dropped  # similar lengths batch together
+
+
+def _built_stores(config: ExperimentConfig, manifests, folder: Path) -> list[Path]:
+    """Stores of `manifests`, with augment.corrupted_copies corrupted copies, in folder/0, folder/1, ...
+
+    Built by all of this machine's cores; a resumed run finishes or reuses them.
+    """
+    if config.train.strategy == "multi_worker":  # every worker would build them all
+        raise ConfigError("augment.corrupted_copies: with train.strategy multi_worker, build the "
+                          "stores first (`asr prepare-features`) and train from data.train_store")
+    folders = [folder / str(number) for number in range(len(manifests))]
+    for manifest, store in zip(manifests, folders):
+        build_store(manifest, store, config.features, speeds=config.augment.speed_factors or (1.0,),
+                    augmentation=config.augment, seed=config.train.seed)
+    return folders
 
 
 def _dev_perturbations(data) -> list[tuple[str, AugmentConfig]]:
@@ -267,15 +287,16 @@ def _perturbed_dev(dev: list[Utterance], perturbations, folder: Path, sample_rat
     return sorted(pooled, key=lambda u: u.duration)  # similar lengths batch together
 
 
-def _train_manifests(data) -> tuple[str, ...]:
-    """data.train_manifest as a tuple, checked against data.train_weights."""
-    manifests = data.train_manifest
-    manifests = (manifests,) if isinstance(manifests, str) else tuple(manifests or ())
+def _train_sources(data) -> tuple[str, ...]:
+    """data.train_store, else data.train_manifest, as a tuple checked against data.train_weights."""
+    name = "data.train_store" if data.train_store else "data.train_manifest"
+    sources = data.train_store or data.train_manifest
+    sources = (sources,) if isinstance(sources, str) else tuple(sources or ())
     weights = data.train_weights
-    if weights and (len(weights) != len(manifests) or min(weights) < 0 or not sum(weights)):
-        raise ConfigError(f"data.train_weights: need {len(manifests)} weight(s) >= 0, not all zero, "
-                          f"one per data.train_manifest; got {list(weights)}")
-    return manifests
+    if weights and (len(weights) != len(sources) or min(weights) < 0 or not sum(weights)):
+        raise ConfigError(f"data.train_weights: need {len(sources)} weight(s) >= 0, not all zero, "
+                          f"one per {name}; got {list(weights)}")
+    return sources
 
 
 def _usable(config: ExperimentConfig, vocabulary: Vocabulary, manifest, fastest: float = 1.0):

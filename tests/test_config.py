@@ -96,6 +96,8 @@ def test_float_fields_reject_non_numbers(override):
     ("features.fmax=9000", "features.fmin, fmax: need 0 <= fmin < fmax <= sample_rate / 2"),
     ("augment.speed_factors=[0, 1]", "augment.speed_factors: [0.0, 1.0] must all be above 0"),
     ("augment.noise_probability=1.5", "augment.noise_probability: 1.5 is not a probability"),
+    ("augment.corrupted_copies=4", "augment.corrupted_copies: 4, but no waveform corruption is on"),
+    ("augment.corrupted_copies=-1", "augment.corrupted_copies: -1 is not a count"),
     ("train.batch_size=0", "train.batch_size: 0 is not a positive count"),
     ("train.lr_schedule=exponential", None),
     (["train.lr_schedule=exponential", "train.min_learning_rate=0"],

@@ -1,5 +1,6 @@
 """The sharded feature store: round trip, resuming a killed build, training-side reads."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -171,9 +172,76 @@ def test_store_loader_warps_stored_features_as_the_audio_is_warped(tmp_path):
     plain = stored.batch(indices, speeds)
     changed = [not np.array_equal(a, b) for a, b in zip(warped[0], plain[0])]
     assert any(changed) and not all(changed)  # probability 0.5 over eight rows, seeded
-    with pytest.raises(StoreError, match=r"store: waveform corruptions .* need the audio"):
+    with pytest.raises(StoreError, match=r"store: holds no corrupted copies .*augment.corrupted_copies"):
         StoreLoader(tmp_path / "store", Vocabulary(), FEATURES,
                     augmentation=AugmentConfig(noise_probability=0.5))
+
+
+# Babble mixes other utterances of the manifest; some copies come out clean (0.2 x 0.5).
+NOISY = AugmentConfig(noise_probability=0.8, noise_kinds=("pink", "babble"), babble_talkers=2,
+                      telephone_probability=0.5, corrupted_copies=2)
+
+
+def test_corrupted_copies_are_drawn_per_utterance_speed_and_copy(tmp_path):
+    manifest = write_corpus(tmp_path, 5)
+    summary = build_store(manifest, tmp_path / "store", FEATURES, speeds=(1.0, 0.9), shard_size=3,
+                          jobs=2, augmentation=NOISY, seed=7)
+    assert (summary["utterances"], summary["entries"], summary["copies"]) == (5, 30, 2)
+    index = FeatureStore(tmp_path / "store").index
+    assert list(zip(index["speed"][:6], index["copy"][:6])) == [
+        (0.9, 0), (0.9, 1), (0.9, 2), (1.0, 0), (1.0, 1), (1.0, 2)]
+    paths = [u.audio_filepath for u in read_manifest(manifest)]
+
+    def other_speech(rng):  # any utterance of the manifest, at its own speed
+        return audio.load_audio(paths[rng.integers(len(paths))], FEATURES.sample_rate)
+
+    store, corrupted = FeatureStore(tmp_path / "store"), 0
+    for row, entry in enumerate(index):
+        position, number, copy = int(entry["position"]), row % 6 // 3, int(entry["copy"])
+        speed = [0.9, 1.0][number]  # the store's speeds, sorted
+        samples = augment.change_speed(audio.load_audio(paths[position], 16000), speed, 16000)
+        if copy:
+            rng = np.random.default_rng([7, position, number, copy])
+            samples = augment.corrupt(samples, augment.draw_corruption(rng, NOISY), 16000,
+                                      other_speech)
+        values, _ = store.read(row)
+        np.testing.assert_allclose(values, features.extract(samples, FEATURES), rtol=1e-6, atol=1e-6)
+        corrupted += copy > 0 and not np.allclose(values, store.read(row - copy)[0], atol=1e-3)
+    assert corrupted >= 15  # of 20 copies
+
+
+def test_store_loader_reads_the_copy_standing_for_the_corruption_it_draws(tmp_path):
+    build_store(write_corpus(tmp_path, 4), tmp_path / "store", FEATURES, shard_size=4, jobs=1,
+                augmentation=NOISY, seed=3)
+    loader = StoreLoader(tmp_path / "store", Vocabulary(), FEATURES, augmentation=NOISY)
+    index = FeatureStore(tmp_path / "store").index
+    indices, speeds, seed = [0, 1, 2, 3] * 2, np.ones(8, np.float32), np.array([5, 9])
+    values, lengths, _, _ = loader.batch(indices, speeds, seed)
+    picked = []
+    for row, rng in enumerate(augment.row_generators(seed, 8)):
+        copy = 1 + augment.draw_corruption(rng, NOISY).seed % 2
+        key = loader.keys()[indices[row]].encode()
+        stored = np.flatnonzero((index["id"] == key) & (index["copy"] == copy))[0]
+        np.testing.assert_array_equal(values[row, :lengths[row]], loader.stores[0].read(stored)[0])
+        picked.append(copy)
+    assert set(picked) == {1, 2}
+    clean, clean_lengths, _, _ = loader.batch(indices, speeds)  # unseeded: as recorded
+    np.testing.assert_array_equal(clean[0, :clean_lengths[0]], loader.stores[0].read(0)[0])
+    with pytest.raises(StoreError, match=r"corrupted with other settings \(augment.noise_snr_db\)"):
+        StoreLoader(tmp_path / "store", Vocabulary(), FEATURES,
+                    augmentation=dataclasses.replace(NOISY, noise_snr_db=(0.0, 5.0)))
+
+
+def test_one_loader_reads_several_stores_in_order(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    build_store(write_corpus(first, 3), first / "store", FEATURES, jobs=1)
+    build_store(write_corpus(second, 2, seconds=(0.7, 0.8)), second / "store", FEATURES, jobs=1)
+    loader = StoreLoader([first / "store", second / "store"], Vocabulary(), FEATURES)
+    assert len(loader) == 5 and list(loader.corpora) == [0, 0, 0, 1, 1]
+    assert list(loader.keys()) == ["u000", "u001", "u002", "u000", "u001"]
+    assert np.all(loader.durations[3:] >= 0.7) and np.all(loader.durations[:3] <= 0.6)
+    np.testing.assert_array_equal(loader.example(4)[0], direct(str(second / "u001.wav"), 1.0))
 
 
 def test_a_lost_interrupt_stops_the_build_at_the_next_shard(tmp_path, monkeypatch, python_sigint):

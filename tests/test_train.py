@@ -316,6 +316,19 @@ def test_trains_on_weighted_corpora_with_waveform_augmentation(tones, tmp_path):
     assert history["learning_rate"] == [pytest.approx(config.train.min_learning_rate)]
 
 
+def test_corrupted_copies_train_from_stores_built_of_the_manifests(tones, tmp_path):
+    other = write_tone_corpus(tmp_path, 6, seed=1)
+    config = load_config(ROOT / "configs" / "demo.yaml", overrides(
+        tones, "train.epochs=1", f"data.train_manifest=[{tones}, {other}]",
+        "data.train_weights=[0.5, 2.0]", "augment.noise_probability=0.5",
+        "augment.corrupted_copies=2"))
+    result = train(config, tmp_path / "run", verbose=0)
+    assert result.epochs == 1 and result.model_path.is_file()
+    for number, count in ((0, 24), (1, 6)):
+        settings = json.loads((tmp_path / "run" / "stores" / str(number) / "store.json").read_text())
+        assert (settings["utterances"], settings["copies"], settings["seed"]) == (count, 2, 0)
+
+
 def test_dev_wer_pools_dev_with_its_perturbed_copies(tones, tmp_path, caplog):
     config = load_config(ROOT / "configs" / "demo.yaml", overrides(
         tones, "train.epochs=1", "data.dev_perturbations=[noise:10, telephone]"))

@@ -94,7 +94,9 @@ def _add_prepare_features(commands) -> None:
     store = commands.add_parser(
         "prepare-features", help="write a manifest's features into a sharded store for training",
         description="Extracts the features of --manifest, at each of the config's "
-                    "augment.speed_factors (default 1.0), into TFRecord shards with an index; "
+                    "augment.speed_factors (default 1.0), and augment.corrupted_copies copies of "
+                    "each corrupted as its augment section says (drawn with train.seed), "
+                    "into TFRecord shards with an index; "
                     "several processes at once; running it again finishes a killed build. "
                     "Train from it with data.train_store=STORE.")
     add_config_arguments(store)
@@ -115,8 +117,10 @@ def _prepare_features(args) -> int:
 
     sizing = {} if args.shard_size is None else {"shard_size": args.shard_size}
     summary = build_store(args.manifest, args.out, config.features,
-                          speeds=config.augment.speed_factors or (1.0,), jobs=args.jobs, **sizing)
-    print(f"{args.out}: {summary['utterances']} utterances x {len(summary['speeds'])} speed(s) "
-          f"in {summary['shards']} shard(s); "
+                          speeds=config.augment.speed_factors or (1.0,), jobs=args.jobs,
+                          augmentation=config.augment, seed=config.train.seed, **sizing)
+    copies = f" x (clean + {summary['copies']} corrupted)" if summary["copies"] else ""
+    print(f"{args.out}: {summary['utterances']} utterances x {len(summary['speeds'])} speed(s)"
+          f"{copies} in {summary['shards']} shard(s); "
           f"dropped {summary['dropped'] or 'none'}")
     return EXIT_OK
