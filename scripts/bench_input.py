@@ -4,15 +4,17 @@
   batches against plain `padded_batch` over the same shuffled order (target ≤ 0.5×);
 * feature cache: feeding an epoch whose features are in the on-disk cache,
   against the first epoch that computes and writes them (target ≥ 5× faster);
-* training step: through `sampled_dataset` with the config's augmentation on
-  (clean features warm in memory; corrupted utterances computed afresh, as in
-  training) against the same batches already held in memory (target ≤ 1.05×).
-  The two alternate step by step in one process, so load from other processes
-  hits both alike; a pipeline step counts the wait for its batch, and medians
-  are compared. The wait is also shown: on a CPU-only machine most of the
-  difference is the loader's augmentation competing with the step for cores,
-  so the CPU time the loader takes for a batch, alone on one thread, is shown
-  beside it.
+* training step: through `sampled_dataset` with the config's augmentation on,
+  as the recipe trains, against the same batches already held in memory
+  (target ≤ 1.05×). With `augment.corrupted_copies`, the loader reads a store of
+  the utterances and their corrupted copies (built first, and timed), from its
+  files every time; the step with corruptions drawn afresh by the loader (clean
+  features warm in memory, corrupted ones computed) is shown for comparison.
+  Pipeline and in-memory steps alternate in one process, so load from other
+  processes hits both alike; a pipeline step counts the wait for its batch, and
+  medians are compared. The wait is also shown: on a CPU-only machine most of
+  the difference is the loader competing with the step for cores, so the CPU
+  time the loader takes for a batch, alone on one thread, is shown too.
 
 Uses the FSDD training manifest when it is there, else synthesised tones.
 
@@ -25,9 +27,11 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,8 +42,9 @@ import soundfile  # noqa: E402
 
 from asr.config import load_config  # noqa: E402
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, sampled_dataset  # noqa: E402
-from asr.manifest import Utterance, read_manifest  # noqa: E402
+from asr.manifest import Utterance, read_manifest, write_manifest  # noqa: E402
 from asr.model import build_model  # noqa: E402
+from asr.store import StoreLoader, build_store  # noqa: E402
 from asr.text import Vocabulary  # noqa: E402
 from asr.train import configure_process  # noqa: E402
 
@@ -147,27 +152,57 @@ def main(argv=None) -> int:
         augmented = BatchSampler(durations, features, config.train.batch_size, shuffle=True,
                                  bucket_boundaries=config.train.bucket_boundaries,
                                  speed_factors=config.augment.speed_factors, seed=config.train.seed)
-        training_loader = UtteranceLoader(utterances, vocabulary, features, memory_bytes=2**40,
-                                          speed_factors=config.augment.speed_factors,
-                                          augmentation=config.augment)
-        pipeline = sampled_dataset(augmented, training_loader, config.augment)
-        in_memory = list(pipeline)  # also warms the loader's memory cache
         model = build_model(vocabulary, features, config.model)
         model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate))
-        step_seconds(model, pipeline, in_memory)  # traces the step for the shapes it meets
-        timings = collections.defaultdict(list)
-        for _ in range(args.repeats):
-            for name, seconds in step_seconds(model, pipeline, in_memory).items():
-                timings[name] += seconds
-        pipeline_step, memory_step, wait = (statistics.median(timings[k])
-                                            for k in ("pipeline", "memory", "wait"))
-        report("training step (augmented), pipeline / in memory", pipeline_step / memory_step, "<=", 1.05,
-               f"{pipeline_step * 1e3:.1f} ms vs {memory_step * 1e3:.1f} ms "
-               f"({wait * 1e3:.1f} ms of it waiting for the batch)")
-        loading = statistics.median(loading_seconds(training_loader, augmented.plan(0)))
-        print(f"{'loader CPU per augmented batch, alone':48s} {loading * 1e3:6.1f} ms  "
-              f"({loading / memory_step:.0%} of the in-memory step's wall time)")
+        afresh = UtteranceLoader(utterances, vocabulary, features, memory_bytes=2**40,
+                                 speed_factors=config.augment.speed_factors,
+                                 augmentation=replace(config.augment, corrupted_copies=0))
+        loaders = {"corruptions drawn afresh": afresh}
+        if config.augment.corrupted_copies:  # the recipe's way, last: the target is its
+            loaders["corrupted copies read from a store"] = stored_loader(config, utterances,
+                                                                           scratch / "store")
+        for number, (name, training_loader) in enumerate(loaders.items(), 1):
+            ratio, detail = step_ratio(model, augmented, training_loader, config, args.repeats)
+            if number == len(loaders):
+                report(f"training step, {name}", ratio, "<=", 1.05, detail)
+            else:
+                print(f"{'training step, ' + name:48s} {ratio:6.2f}x  (for comparison)  {detail}")
+            loading = statistics.median(loading_seconds(training_loader, augmented.plan(0)))
+            print(f"{'  loader CPU per batch, alone':48s} {loading * 1e3:6.1f} ms")
     return 0
+
+
+def stored_loader(config, utterances, folder: Path) -> StoreLoader:
+    """A store of `utterances` with the config's corrupted copies, built here (and timed), and
+    a loader reading every record from its files, as a corpus larger than memory is read."""
+    audio = folder / "audio"  # beside the store's manifest: its paths may not leave its folder
+    audio.mkdir(parents=True)
+    copies = [replace(u, audio_filepath=shutil.copy(u.audio_filepath, audio / f"{n:05d}.wav"))
+              for n, u in enumerate(utterances)]
+    write_manifest(copies, folder / "train.jsonl")
+    started = time.perf_counter()
+    build_store(folder / "train.jsonl", folder / "store", config.features,
+                speeds=config.augment.speed_factors or (1.0,), augmentation=config.augment,
+                seed=config.train.seed)
+    print(f"{'store of ' + str(config.augment.corrupted_copies) + ' corrupted copies, built':48s} "
+          f"{time.perf_counter() - started:6.1f} s  (once, before training, on {os.cpu_count()} cores)")
+    return StoreLoader(folder / "store", Vocabulary(), config.features, memory_bytes=0,
+                       speed_factors=config.augment.speed_factors, augmentation=config.augment)
+
+
+def step_ratio(model, sampler, loader, config, repeats: int) -> tuple[float, str]:
+    """Median pipeline step / in-memory step over `repeats` epochs, and the figures behind it."""
+    pipeline = sampled_dataset(sampler, loader, config.augment)
+    in_memory = list(pipeline)  # also warms the loader's memory cache
+    step_seconds(model, pipeline, in_memory)  # traces the step for the shapes it meets
+    timings = collections.defaultdict(list)
+    for _ in range(repeats):
+        for name, seconds in step_seconds(model, pipeline, in_memory).items():
+            timings[name] += seconds
+    pipeline_step, memory_step, wait = (statistics.median(timings[k])
+                                        for k in ("pipeline", "memory", "wait"))
+    return pipeline_step / memory_step, (f"{pipeline_step * 1e3:.1f} ms vs {memory_step * 1e3:.1f} ms "
+                                         f"({wait * 1e3:.1f} ms of it waiting for the batch)")
 
 
 def report(name: str, value: float, relation: str, target: float, detail: str) -> None:
