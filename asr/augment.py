@@ -32,6 +32,7 @@ import tensorflow as tf
 from asr import audio
 from asr.audio import resample
 from asr.config import AugmentConfig, ConfigError, FeatureConfig, to_dict
+from asr.manifest import Utterance
 
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1 / f^exponent
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz, the ITU-T G.712 pass band
@@ -304,6 +305,13 @@ def perturbed_copies(paths, config: AugmentConfig, folder, sample_rate: int = au
         copies.append(str(copy))
     return copies
 
+
+
+def perturbed_utterances(utterances: list[Utterance], config: AugmentConfig, folder,
+                         sample_rate: int = audio.SAMPLE_RATE, suffix: str = "") -> list[Utterance]:
+    """`utterances` with their audio replaced by `perturbed_copies`' and `suffix` after each id."""
+    copies = perturbed_copies([u.audio_filepath for u in utterances], config, folder, sample_rate)
+    return [replace(u, audio_filepath=copy, id=u.key + suffix) for u, copy in zip(utterances, copies)]
 
 def change_speed(samples: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
     """Play (samples,) audio `factor` times faster, as sox's `speed` effect does.

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from asr import keras_compat
 from asr.allocator import keep_freed_memory
-from asr.augment import parse_perturbation, perturbed_copies
+from asr.augment import parse_perturbation, perturbed_utterances
 from asr.backup import TrainingBackup
 from asr.callbacks import (BestModel, DevErrorRates, EpochWeights, FollowEpochs, LearningRateLog,
                            LossGuard, StopOnInterrupt, WarmupDecay, average_epochs, best_epochs,
@@ -279,9 +279,7 @@ def _perturbed_dev(dev: list[Utterance], perturbations, folder: Path, sample_rat
         return dev  # already shortest first
     pooled = list(dev)
     for number, (spec, corruption) in enumerate(perturbations):
-        copies = perturbed_copies([u.audio_filepath for u in dev], corruption, folder / str(number),
-                                  sample_rate)
-        pooled += [replace(u, audio_filepath=copy, id=f"{u.key}+{spec}") for u, copy in zip(dev, copies)]
+        pooled += perturbed_utterances(dev, corruption, folder / str(number), sample_rate, f"+{spec}")
     log.info("dev: %d utterances, %d of them perturbed (%s)", len(pooled), len(pooled) - len(dev),
              ", ".join(spec for spec, _ in perturbations))
     return sorted(pooled, key=lambda u: u.duration)  # similar lengths batch together

@@ -142,20 +142,17 @@ def tune(model_path, manifest, lm_path, alphas: Sequence[float] = (0, 0.25, 0.5,
     Returns (the tuning table, the decoding config of its best point).
     """
     lm = load_language_model(lm_path)  # before TensorFlow loads, so a bad LM path fails at once
-    from asr.augment import parse_perturbation, perturbed_copies
+    from asr.augment import parse_perturbation, perturbed_utterances
     from asr.model import load_model
 
     corruptions = [parse_perturbation(spec) for spec in perturbations]  # fail before the model loads
     model = load_model(model_path)
     utterances = read_manifest(manifest)
     logits, references = dev_logits(model, utterances, manifest, batch_size)
-    paths = [utterance.audio_filepath for utterance in utterances]
     with tempfile.TemporaryDirectory() as scratch:  # the copies are needed only for their logits
         for number, (spec, corruption) in enumerate(zip(perturbations, corruptions)):
-            copies = perturbed_copies(paths, corruption, Path(scratch) / str(number),
-                                      model.feature_config.sample_rate)
-            corrupted = [replace(utterance, audio_filepath=copy)
-                         for utterance, copy in zip(utterances, copies)]
+            corrupted = perturbed_utterances(utterances, corruption, Path(scratch) / str(number),
+                                             model.feature_config.sample_rate)
             more_logits, more_references = dev_logits(model, corrupted, f"{manifest} + {spec}",
                                                       batch_size)
             logits, references = logits + more_logits, references + more_references

@@ -248,3 +248,21 @@ def test_perturbation_specs(spec, probability, values):
 def test_bad_perturbation_specs_are_named(spec):
     with pytest.raises(ConfigError, match="perturbation"):
         augment.parse_perturbation(spec)
+
+
+def test_perturbed_utterances_point_at_corrupted_copies_and_rename_their_ids(tmp_path):
+    import soundfile
+
+    from asr.manifest import Utterance
+
+    tone = np.sin(np.linspace(0, 300, 8000)).astype(np.float32) * 0.3
+    soundfile.write(tmp_path / "a.wav", tone, 16000)
+    utterances = [Utterance(str(tmp_path / "a.wav"), 0.5, "one"),
+                  Utterance(str(tmp_path / "b.wav"), 1.0, "two", id="b")]
+    noisy = augment.perturbed_utterances(utterances, augment.parse_perturbation("noise:0"),
+                                         tmp_path / "copies", suffix="+noise:0")
+    assert [(u.id, u.text, u.duration) for u in noisy] == [("a+noise:0", "one", 0.5),
+                                                           ("b+noise:0", "two", 1.0)]
+    corrupted, _ = soundfile.read(noisy[0].audio_filepath)
+    assert corrupted.shape == tone.shape and not np.allclose(corrupted, tone, atol=0.05)
+    assert noisy[1].audio_filepath == str(tmp_path / "b.wav")  # unreadable: kept, for transcription to report
