@@ -294,7 +294,7 @@ def sampled_dataset(sampler: BatchSampler, loader: UtteranceLoader,
     (first, count, total): each planned batch is cut into `total` equal slices
     (plan multiples of it) and only slices first .. first + count - 1 are
     loaded, one element each, as one worker of a multi-worker run feeds its
-    replicas; `loader` is the `UtteranceLoader` or `asr.store.StoreLoader` to read through.
+    replicas; `loader` is the `UtteranceLoader` or `asr.store_loader.StoreLoader` to read through.
     """
     size = loader.feature_config.size
     masks = augmentation.frequency_masks or augmentation.time_masks

@@ -38,7 +38,8 @@ from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_data
 from asr.fileio import atomic_path, remove_stale_temporaries, write_json
 from asr.manifest import ManifestError, Utterance, read_manifest
 from asr.model import ModelError, SpeechRecognizer, build_model, load_model
-from asr.store import StoreLoader, build_store
+from asr.store import build_store
+from asr.store_loader import StoreLoader
 from asr.text import Vocabulary
 
 log = logging.getLogger(__name__)

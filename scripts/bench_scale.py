@@ -79,7 +79,7 @@ def train_steps(store: Path, dev: Path, steps: int) -> dict:
 
     from asr.data import BatchSampler, sampled_dataset
     from asr.model import build_model
-    from asr.store import StoreLoader
+    from asr.store_loader import StoreLoader
     from asr.text import Vocabulary
 
     # No memory cache: the 2k corpus would fit it and the larger ones not, so every size
@@ -124,7 +124,7 @@ def input_rate(loader, speeds, batches: int = 40) -> float:
 
 def input_pipeline(store: Path, manifest: Path) -> dict[str, float]:
     from asr.data import UtteranceLoader
-    from asr.store import StoreLoader
+    from asr.store_loader import StoreLoader
     from asr.text import Vocabulary
 
     features = load_config(None, MODEL).features
