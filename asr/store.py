@@ -176,9 +176,10 @@ def _claim(folder: Path, settings: dict) -> None:
     path = folder / "store.json"
     if path.exists():
         existing = json.loads(path.read_text())
-        if {key: existing.get(key) for key in settings} != settings:
-            raise StoreError(f"{folder}: holds a store of other settings (manifest, features, "
-                             "speeds or shard size); use another folder or delete it")
+        differ = [key for key, value in settings.items() if existing.get(key) != value]
+        if differ:
+            raise StoreError(f"{folder}: holds a store of other settings ({', '.join(differ)}); "
+                             "use another folder or delete it")
         return
     folder.mkdir(parents=True, exist_ok=True)
     fileio.write_json(path, settings)

@@ -160,6 +160,8 @@ def test_corrupted_copies_are_drawn_per_utterance_speed_and_copy(tmp_path):
         np.testing.assert_allclose(values, features.extract(samples, FEATURES), rtol=1e-6, atol=1e-6)
         corrupted += copy > 0 and not np.allclose(values, store.read(row - copy)[0], atol=1e-3)
     assert corrupted >= 15  # of 20 copies
+    with pytest.raises(StoreError, match=r"other settings \(copies, corruptions, seed\)"):
+        build_store(manifest, tmp_path / "store", FEATURES, speeds=(1.0, 0.9), shard_size=3)
 
 
 def test_a_lost_interrupt_stops_the_build_at_the_next_shard(tmp_path, monkeypatch, python_sigint):
