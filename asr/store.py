@@ -191,6 +191,7 @@ def _write_shard(task) -> None:
     folder, config = Path(folder), from_dict(FeatureConfig, settings["features"])
     rows, ids, dropped, characters, position_bytes = [], [], collections.Counter(), set(), 0
     other_speech = functools.partial(_other_speech, manifest, root, config.sample_rate)
+    corruptions = from_dict(AugmentConfig, settings["corruptions"])  # once, not per utterance
     records = _shard_path(folder, shard, ".tfrecord")
     with fileio.atomic_path(records) as partial, tf.io.TFRecordWriter(str(partial)) as writer:
         for position, utterance in enumerate(read_records(manifest, offset, count, root), first):
@@ -208,7 +209,7 @@ def _write_shard(task) -> None:
             for number, speed in enumerate(settings["speeds"]):
                 sped = augment.change_speed(samples, speed, config.sample_rate)
                 for copy, waveform in enumerate(_copies(sped, config.sample_rate, (position, number),
-                                                        settings, other_speech)):
+                                                        settings, corruptions, other_speech)):
                     values = features.extract(waveform, config)
                     payload = _example(utterance.key, text, speed, copy, values)
                     writer.write(payload)
@@ -223,14 +224,11 @@ def _write_shard(task) -> None:
 
 
 def _copies(samples: np.ndarray, sample_rate: int, key: tuple[int, int], settings: dict,
-            other_speech):
-    """`samples`, then its settings["copies"] corrupted copies: copy c's corruptions drawn
-    with a generator seeded by (settings["seed"], *key, c), key being (utterance position,
-    speed number); `other_speech(rng)` gives babble's talkers."""
+            corruptions: AugmentConfig, other_speech):
+    """`samples`, then its settings["copies"] copies corrupted per `corruptions`: copy c's
+    drawn with a generator seeded by (settings["seed"], *key, c), key being (utterance
+    position, speed number); `other_speech(rng)` gives babble's talkers."""
     yield samples
-    if not settings["copies"]:
-        return
-    corruptions = from_dict(AugmentConfig, settings["corruptions"])
     for copy in range(1, settings["copies"] + 1):
         rng = np.random.default_rng([settings["seed"], *key, copy])
         yield augment.corrupt(samples, augment.draw_corruption(rng, corruptions), sample_rate,
