@@ -12,7 +12,6 @@ with `augment.corrupted_copies`, the training manifests' feature stores in `stor
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import hashlib
 import json
@@ -28,26 +27,21 @@ import tensorflow as tf
 
 from asr import keras_compat
 from asr.allocator import keep_freed_memory
-from asr.augment import parse_perturbation, perturbed_utterances
 from asr.backup import TrainingBackup
 from asr.callbacks import (BestModel, DevErrorRates, EpochWeights, FollowEpochs, LearningRateLog,
                            LossGuard, StopOnInterrupt, WarmupDecay, average_epochs, best_epochs,
                            dev_error_rates)
-from asr.config import AugmentConfig, ConfigError, ExperimentConfig, TrainConfig, save_config, to_dict
-from asr.data import BatchSampler, UtteranceLoader, filter_utterances, make_dataset, sampled_dataset
+from asr.config import ExperimentConfig, TrainConfig, save_config, to_dict
+from asr.data import BatchSampler, make_dataset, sampled_dataset
 from asr.fileio import atomic_path, remove_stale_temporaries, write_json
-from asr.manifest import ManifestError, Utterance, read_manifest
 from asr.model import ModelError, SpeechRecognizer, build_model, load_model
-from asr.store import build_store
-from asr.store_loader import StoreLoader
 from asr.text import Vocabulary
+from asr.training_data import training_data
 
 log = logging.getLogger(__name__)
 BEST_MODEL = "model.keras"
 BEST_EPOCH = "best-epoch.keras"  # the best epoch's model, when model.keras is an average
 EPOCHS = "epochs"  # every epoch's weights, when averaging
-DEV_COPIES = "dev-perturbed"  # dev's corrupted copies, per data.dev_perturbations
-STORES = "stores"  # the training manifests' feature stores, per augment.corrupted_copies
 DECAY_EXEMPT = ("bias", "gamma", "beta")  # in the names of weights weight decay leaves alone
 
 
@@ -83,20 +77,19 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()  # process-wide, and cannot be undone
-    perturbations = _dev_perturbations(config.data)  # a bad spec fails before any audio is read
-    (loader, corpora, dev), dropped = _splits(config, vocabulary, output_dir / STORES)
-    dev = _perturbed_dev(dev, perturbations, output_dir / DEV_COPIES, config.features.sample_rate)
-    write_json(output_dir / "dropped.json", dropped)
+    data = training_data(config, vocabulary, output_dir)
+    loader = data.loader
+    write_json(output_dir / "dropped.json", data.dropped)
     sampler = BatchSampler(loader.durations, config.features,
                            config.train.batch_size, shuffle=True, seed=config.train.seed,
                            bucket_boundaries=config.train.bucket_boundaries,
                            speed_factors=config.augment.speed_factors,
                            multiple_of=strategy.num_replicas_in_sync,
-                           corpora=corpora, weights=config.data.train_weights)
-    dev_set = make_dataset(dev, vocabulary, config.features, training=False,
+                           corpora=data.corpora, weights=config.data.train_weights)
+    dev_set = make_dataset(data.dev, vocabulary, config.features, training=False,
                            batch_size=config.train.batch_size,
                            memory_bytes=config.train.memory_cache_mb * 2**20)
-    dev_texts = [utterance.text for utterance in dev]
+    dev_texts = [utterance.text for utterance in data.dev]
 
     with precision_policy(config.train.mixed_precision), strategy.scope():
         model = _compiled_model(config, vocabulary, strategy, len(sampler), source, init_from)
@@ -122,7 +115,7 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
     write_json(output_dir / "history.json", history)
     dev_wers = history.get("val_wer", [])
     result = TrainResult(output_dir / BEST_MODEL, min(dev_wers) if dev_wers else None,
-                         len(dev_wers), seconds, dropped)
+                         len(dev_wers), seconds, data.dropped)
     if config.train.average_epochs > 1 and dev_wers:
         result = _save_average(model, strategy, result, best_epochs(dev_wers, config.train.average_epochs),
                                output_dir / EPOCHS, (dev_set, dev_texts), vocabulary)
@@ -210,107 +203,6 @@ def _compiled_model(config: ExperimentConfig, vocabulary: Vocabulary, strategy,
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         keras_compat.fit_under_multi_worker(model)
     return model
-
-
-def _splits(config: ExperimentConfig, vocabulary: Vocabulary, stores_folder: Path):
-    """((training loader, (train,) corpus number of each, dev utterances), dropped counts
-    by split and reason).
-
-    Training reads `data.train_store`'s stores when set, else `data.train_manifest`'s
-    manifests, numbered in order for `data.train_weights`: their audio, or with
-    `augment.corrupted_copies`, stores built from them in `stores_folder`.
-    """
-    data, train_config, speeds = config.data, config.train, config.augment.speed_factors
-    sources = _train_sources(data)
-    if not sources or not data.dev_manifest:
-        raise ConfigError("data.dev_manifest and data.train_manifest (or data.train_store) must be set")
-    memory_bytes = train_config.memory_cache_mb * 2**20
-    if not data.train_store and config.augment.corrupted_copies:
-        sources = _built_stores(config, sources, stores_folder)
-    if data.train_store or config.augment.corrupted_copies:
-        loader = StoreLoader(sources, vocabulary, config.features, speed_factors=speeds,
-                             subsampling=config.model.subsampling, augmentation=config.augment,
-                             max_duration=train_config.max_duration, memory_bytes=memory_bytes)
-        dropped = {"train": _checked(", ".join(map(str, sources)), len(loader), loader.dropped)}
-        corpora = loader.corpora
-    else:
-        kept, corpora, reasons = [], [], collections.Counter()
-        for number, manifest in enumerate(sources):
-            usable, dropped_here = _usable(config, vocabulary, manifest, max(speeds, default=1.0))
-            kept, corpora = kept + usable, corpora + [number] * len(usable)
-            reasons.update(dropped_here)
-        loader = UtteranceLoader(kept, vocabulary, config.features, memory_bytes=memory_bytes,
-                                 cache_dir=train_config.cache_dir, speed_factors=speeds,
-                                 augmentation=config.augment)
-        dropped = {"train": dict(reasons)}
-    dev, dropped["dev"] = _usable(config, vocabulary, data.dev_manifest)
-    return (loader, corpora, sorted(dev, key=lambda u: u.duration)), dropped  # similar lengths batch together
-
-
-def _built_stores(config: ExperimentConfig, manifests, folder: Path) -> list[Path]:
-    """Stores of `manifests`, with augment.corrupted_copies corrupted copies, in folder/0, folder/1, ...
-
-    Built by all of this machine's cores; a resumed run finishes or reuses them.
-    """
-    if config.train.strategy == "multi_worker":  # every worker would build them all
-        raise ConfigError("augment.corrupted_copies: with train.strategy multi_worker, build the "
-                          "stores first (`asr prepare-features`) and train from data.train_store")
-    folders = [folder / str(number) for number in range(len(manifests))]
-    for manifest, store in zip(manifests, folders):
-        build_store(manifest, store, config.features, speeds=config.augment.speed_factors or (1.0,),
-                    augmentation=config.augment, seed=config.train.seed)
-    return folders
-
-
-def _dev_perturbations(data) -> list[tuple[str, AugmentConfig]]:
-    """(spec, corruption) for each of data.dev_perturbations."""
-    try:
-        return [(spec, parse_perturbation(spec)) for spec in data.dev_perturbations]
-    except ConfigError as error:
-        raise ConfigError(f"data.dev_perturbations: {error}") from None
-
-
-def _perturbed_dev(dev: list[Utterance], perturbations, folder: Path, sample_rate: int) -> list[Utterance]:
-    """`dev` and a copy of it under each of `perturbations` ((spec, corruption)), shortest first.
-
-    The copies are written to `folder/0/`, `folder/1/`, ... (each utterance drawn as
-    `asr evaluate --perturb` draws it), and keep their utterance's id with "+spec".
-    """
-    if not perturbations:
-        return dev  # already shortest first
-    pooled = list(dev)
-    for number, (spec, corruption) in enumerate(perturbations):
-        pooled += perturbed_utterances(dev, corruption, folder / str(number), sample_rate, f"+{spec}")
-    log.info("dev: %d utterances, %d of them perturbed (%s)", len(pooled), len(pooled) - len(dev),
-             ", ".join(spec for spec, _ in perturbations))
-    return sorted(pooled, key=lambda u: u.duration)  # similar lengths batch together
-
-
-def _train_sources(data) -> tuple[str, ...]:
-    """data.train_store, else data.train_manifest, as a tuple checked against data.train_weights."""
-    name = "data.train_store" if data.train_store else "data.train_manifest"
-    sources = data.train_store or data.train_manifest
-    sources = (sources,) if isinstance(sources, str) else tuple(sources or ())
-    weights = data.train_weights
-    if weights and (len(weights) != len(sources) or min(weights) < 0 or not sum(weights)):
-        raise ConfigError(f"data.train_weights: need {len(sources)} weight(s) >= 0, not all zero, "
-                          f"one per {name}; got {list(weights)}")
-    return sources
-
-
-def _usable(config: ExperimentConfig, vocabulary: Vocabulary, manifest, fastest: float = 1.0):
-    kept, reasons = filter_utterances(read_manifest(manifest), vocabulary, config.features,
-                                      config.model.subsampling, config.train.max_duration,
-                                      fastest_speed=fastest)
-    return kept, _checked(manifest, len(kept), reasons)
-
-
-def _checked(source, count: int, reasons) -> dict[str, int]:
-    if not count:
-        raise ManifestError(f"{source}: no usable utterances ({dict(reasons)})")
-    if reasons:
-        log.warning("%s: dropped %d utterance(s): %s", source, sum(reasons.values()), dict(reasons))
-    return dict(reasons)
 
 
 def optimizer(train_config: TrainConfig, steps_per_epoch: int,

@@ -18,7 +18,7 @@ import soundfile
 import tensorflow as tf
 
 from asr.config import ConfigError, FeatureConfig, ModelConfig, TrainConfig, load_config
-from asr.manifest import Utterance, read_manifest, write_manifest
+from asr.manifest import Utterance, write_manifest
 from asr.model import ModelError, build_model, load_model
 from asr.store import build_store
 from asr.text import Vocabulary
@@ -327,35 +327,6 @@ def test_corrupted_copies_train_from_stores_built_of_the_manifests(tones, tmp_pa
     for number, count in ((0, 24), (1, 6)):
         settings = json.loads((tmp_path / "run" / "stores" / str(number) / "store.json").read_text())
         assert (settings["utterances"], settings["copies"], settings["seed"]) == (count, 2, 0)
-
-
-def test_dev_wer_pools_dev_with_its_perturbed_copies(tones, tmp_path, caplog):
-    config = load_config(ROOT / "configs" / "demo.yaml", overrides(
-        tones, "train.epochs=1", "data.dev_perturbations=[noise:10, telephone]"))
-    caplog.set_level("INFO", logger="asr.train")
-    train(config, tmp_path / "run", verbose=0)
-    assert "dev: 72 utterances, 48 of them perturbed (noise:10, telephone)" in caplog.text
-    shortest = min(read_manifest(tones), key=lambda u: u.duration)  # dev's first, so each copy's
-    original = soundfile.read(shortest.audio_filepath)[0]
-    for number in (0, 1):
-        copies = sorted((tmp_path / "run" / "dev-perturbed" / str(number)).glob("*.wav"))
-        assert len(copies) == 24
-        corrupted = soundfile.read(copies[0])[0]
-        assert corrupted.shape == original.shape and not np.allclose(corrupted, original, atol=1e-3)
-
-
-def test_a_bad_dev_perturbation_fails_before_training(tones, tmp_path):
-    config = load_config(ROOT / "configs" / "demo.yaml", overrides(tones, "data.dev_perturbations=[fog:3]"))
-    with pytest.raises(ConfigError, match="data.dev_perturbations: perturbation 'fog:3'"):
-        train(config, tmp_path / "run", verbose=0)
-    assert not (tmp_path / "run" / "dev-perturbed").exists()
-
-
-def test_train_weights_must_match_the_manifests(tones, tmp_path):
-    config = load_config(ROOT / "configs" / "demo.yaml", overrides(
-        tones, f"data.train_manifest=[{tones}, {tones}]", "data.train_weights=[1.0]"))
-    with pytest.raises(ConfigError, match="data.train_weights"):
-        train(config, tmp_path / "run", verbose=0)
 
 
 def test_averaged_model_holds_the_mean_of_the_best_epochs_weights(tones, tmp_path):
