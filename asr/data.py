@@ -25,9 +25,9 @@ import tensorflow as tf
 from asr import audio, augment, features
 from asr.caches import FeatureCache, MemoryCache, memory_cache
 from asr.config import AugmentConfig, FeatureConfig, TrainConfig
-from asr.ctc import label_frames
-from asr.sequences import reduce_lengths
+from asr.decoding.ctc import label_frames
 from asr.manifest import Utterance
+from asr.sequences import reduce_lengths
 from asr.text import Vocabulary, normalize
 
 # The memory cache's bound unless a caller sets one: train.memory_cache_mb's default.
@@ -294,7 +294,7 @@ def sampled_dataset(sampler: BatchSampler, loader: UtteranceLoader,
     (first, count, total): each planned batch is cut into `total` equal slices
     (plan multiples of it) and only slices first .. first + count - 1 are
     loaded, one element each, as one worker of a multi-worker run feeds its
-    replicas; `loader` is the `UtteranceLoader` or `asr.store_loader.StoreLoader` to read through.
+    replicas; `loader` is the `UtteranceLoader` or `asr.training.store_loader.StoreLoader` to read through.
     """
     size = loader.feature_config.size
     masks = augmentation.frequency_masks or augmentation.time_masks

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from asr.config import ExperimentConfig
 from asr.corpora.synthetic import make_synthetic_corpus
-from asr.decoder_config import DecoderConfig
-from asr.evaluate import evaluate
-from asr.train import TrainResult, train
-from asr.tune import tune_transcript_lm
+from asr.decoding.decoder_config import DecoderConfig
+from asr.evaluation.evaluate import evaluate
+from asr.evaluation.tune import tune_transcript_lm
+from asr.training.train import TrainResult, train
 
 # Training on 6,000 utterances (3.3 h, synthesised in about a minute) rather than 2,000, for
 # fewer epochs, took held-out voices from 11.1% to 6.9% WER with beam + LM within the demo's

@@ -4,7 +4,7 @@ Everything `asr` does in Python around the model is redone here as graph ops
 with its constants baked in, so an exported model needs neither librosa nor
 asr: `LogMel` is `asr.features.extract` (librosa's centred STFT with its
 window, zero padding and Slaney mel filterbank, the log's floor, then the
-per-utterance standardisation), and `GreedyText` is `asr.ctc.greedy_decode`
+per-utterance standardisation), and `GreedyText` is `asr.decoding.ctc.greedy_decode`
 followed by the word joining of `asr.transcribe` (no leading, trailing or double
 spaces).
 
@@ -147,7 +147,7 @@ class GreedyText:
     def word_frames(self, logits, lengths):
         """-> (batch, words) first logit frame and end frame (last + 1) of each word, (batch,) word counts.
 
-        As `asr.timestamps.words` on the greedy path: a word holds the frames of its
+        As `asr.transcription.timestamps.words` on the greedy path: a word holds the frames of its
         characters, repeats included; space frames separate words, blanks do not.
         """
         best, valid = _best_path(logits, lengths)

@@ -29,11 +29,11 @@ from pathlib import Path
 
 from asr.config import load_config
 from asr.corpora.fsdd import CONNECTED_DIGITS, Protocol, held_out_protocol, prepare_fsdd
-from asr.decoder_config import DecoderConfig
+from asr.decoding.decoder_config import DecoderConfig
 from asr.errors import EXIT_OK, exit_status
-from asr.evaluate import evaluate
-from asr.train import train
-from asr.tune import format_tuning, tune_transcript_lm
+from asr.evaluation.evaluate import evaluate
+from asr.evaluation.tune import format_tuning, tune_transcript_lm
+from asr.training.train import train
 
 PERTURBATIONS = ("noise:10", "reverb:0.5", "telephone")  # reverb: RT60 0.5 s, DRR 3 dB
 PERTURBED = ("dev", "test-unseen", "held-out")  # splits scored under each perturbation too

@@ -4,10 +4,10 @@
     ray job submit --address http://HEAD:8265 -- python -m pipelines.ray_transcribe \\
         /data/archive.jsonl --model /data/model.keras --output-dir /data/out --workers 64
 
-The driver expands the inputs (`asr.inputs`) and asks `asr.writers.TranscriptWriter`
+The driver expands the inputs (`asr.transcription.inputs`) and asks `asr.transcription.writers.TranscriptWriter`
 which files still need transcribing. Ray Data streams those paths, `--files-per-batch`
 at a time, to `--workers` actors: each loads the model (and LM) once, transcribes its
-batches with `asr.transcribe.transcribe` (which sorts a batch by length, batches
+batches with `asr.transcribe` (which sorts a batch by length, batches
 similar lengths and cuts long files at pauses) and writes each file's outputs itself,
 atomically. Only one small row per file comes back to the driver, which keeps the
 summaries (`transcripts.jsonl`, `failures.jsonl`) as `asr transcribe` does, so a
@@ -28,13 +28,13 @@ import os
 import sys
 from pathlib import Path
 
-from asr.chunking import MAX_SECONDS
 from asr.cli import add_transcribe_arguments, decoder_config
-from asr.decoder_config import DecoderConfig
+from asr.decoding.decoder_config import DecoderConfig
 from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
-from asr.inputs import expand_inputs
-from asr.transcribe import BATCH_SIZE, Transcript
-from asr.writers import TranscriptWriter, parse_formats, write_outputs
+from asr.transcription.chunking import MAX_SECONDS
+from asr.transcription.inputs import expand_inputs
+from asr.transcription.transcribe import BATCH_SIZE, Transcript
+from asr.transcription.writers import TranscriptWriter, parse_formats, write_outputs
 
 
 class Transcriber:
@@ -60,7 +60,7 @@ class Transcriber:
         self.options = {"batch_size": batch_size, "chunk_seconds": chunk_seconds, "file_timeout": file_timeout}
 
     def __call__(self, batch: dict) -> dict[str, list]:
-        from asr.transcribe import transcribe
+        from asr.transcription.transcribe import transcribe
 
         stems = {str(path): Path(stem) for path, stem in zip(batch["path"], batch["stem"])}
         rows = {"path": [], "text": [], "duration": [], "error": []}

@@ -20,9 +20,9 @@ import time
 import jiwer
 import numpy as np
 
-from asr.ctc import log_softmax
-from asr.decode import BeamSearchDecoder, GreedyDecoder
-from asr.lm import build_kneser_ney, known_words, load_language_model
+from asr.decoding.ctc import log_softmax
+from asr.decoding.decode import BeamSearchDecoder, GreedyDecoder
+from asr.decoding.lm import build_kneser_ney, known_words, load_language_model
 from asr.text import Vocabulary
 
 

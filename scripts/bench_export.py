@@ -27,8 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from asr import audio  # noqa: E402
 from asr.data import pad  # noqa: E402
+from asr.evaluation.metrics import error_rates  # noqa: E402
 from asr.export import export, load_exported, texts  # noqa: E402
-from asr.metrics import error_rates  # noqa: E402
 from bench_set import read_benchmark_set  # noqa: E402  (scripts/ is on sys.path)
 
 VARIANTS = {"saved_model": ("saved_model", False), "tflite": ("tflite", False),
@@ -38,7 +38,7 @@ VARIANTS = {"saved_model": ("saved_model", False), "tflite": ("tflite", False),
 def run_keras(model_path: Path, paths: list[str], batch_size: int):
     """(hypothesis per path, load seconds, transcription seconds) of `asr.transcribe`."""
     from asr.model import load_model
-    from asr.transcribe import transcribe
+    from asr.transcription.transcribe import transcribe
 
     started = time.perf_counter()
     model = load_model(model_path)

@@ -45,10 +45,10 @@ from asr.config import load_config  # noqa: E402
 from asr.data import BatchSampler, UtteranceLoader, filter_utterances, sampled_dataset  # noqa: E402
 from asr.manifest import Utterance, read_manifest, write_manifest  # noqa: E402
 from asr.model import build_model  # noqa: E402
-from asr.store import build_store  # noqa: E402
-from asr.store_loader import StoreLoader  # noqa: E402
 from asr.text import Vocabulary  # noqa: E402
-from asr.train import configure_process  # noqa: E402
+from asr.training.store import build_store  # noqa: E402
+from asr.training.store_loader import StoreLoader  # noqa: E402
+from asr.training.train import configure_process  # noqa: E402
 
 FSDD = Path("work/fsdd/train.jsonl")
 

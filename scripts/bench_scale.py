@@ -1,7 +1,7 @@
 """Does training stay flat as the corpus grows? Corpora of 2,000, 20,000 and 100,000 utterances.
 
 The 2,000-utterance corpus is the head of the FSDD training manifest, its features
-built into a store (`asr.store.build_store`, three speeds). The larger corpora are
+built into a store (`asr.training.store.build_store`, three speeds). The larger corpora are
 that store repeated: their index has 10x and 50x the rows, new ids, and points at
 the same shard files, so they cost no extraction and no disk (and their reads come
 from the page cache, as the smaller one's do). Each size trains 300 steps of a
@@ -79,7 +79,7 @@ def train_steps(store: Path, dev: Path, steps: int) -> dict:
 
     from asr.data import BatchSampler, sampled_dataset
     from asr.model import build_model
-    from asr.store_loader import StoreLoader
+    from asr.training.store_loader import StoreLoader
     from asr.text import Vocabulary
 
     # No memory cache: the 2k corpus would fit it and the larger ones not, so every size
@@ -124,7 +124,7 @@ def input_rate(loader, speeds, batches: int = 40) -> float:
 
 def input_pipeline(store: Path, manifest: Path) -> dict[str, float]:
     from asr.data import UtteranceLoader
-    from asr.store_loader import StoreLoader
+    from asr.training.store_loader import StoreLoader
     from asr.text import Vocabulary
 
     features = load_config(None, MODEL).features
@@ -168,7 +168,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(train_steps(Path(args.child[0]), args.dev, int(args.child[1]))))
         return
-    from asr.store import build_store
+    from asr.training.store import build_store
 
     work = args.work  # kept: a second run reuses its store and audio
     for folder in work.glob("store-*0000"):  # the replicated stores are rebuilt

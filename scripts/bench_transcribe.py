@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from asr import audio  # noqa: E402
-from asr.metrics import error_rates  # noqa: E402
+from asr.evaluation.metrics import error_rates  # noqa: E402
 from asr.text import normalize  # noqa: E402
 from bench_set import read_benchmark_set  # noqa: E402  (scripts/ is on sys.path)
 
@@ -36,7 +36,7 @@ DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 def run_asr(model_path: Path, paths: list[str], batch_size: int) -> tuple[dict[str, str], float, float]:
     """(hypothesis per path, set-up seconds, transcription seconds)."""
     from asr.model import load_model
-    from asr.transcribe import transcribe
+    from asr.transcription.transcribe import transcribe
 
     started = time.perf_counter()
     model = load_model(model_path)

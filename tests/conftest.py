@@ -115,7 +115,7 @@ def speech_corpus(tmp_path_factory) -> dict[str, Path]:
 def trained_model(speech_corpus, tmp_path_factory) -> Path:
     """A tiny model trained for two epochs on `speech_corpus`; returns its `.keras` path."""
     from asr.config import load_config
-    from asr.train import train
+    from asr.training.train import train
 
     config = load_config(None, [*TINY_MODEL, "train.epochs=2", "train.batch_size=16",
                                 f"data.train_manifest={speech_corpus['train']}",

@@ -4,13 +4,13 @@ import sys
 
 import pytest
 
-from asr.allocator import keep_freed_memory
+from asr.training.allocator import keep_freed_memory
 
 # Frees 100 MB in blocks of argv[2] bytes and prints how much of it the heaps still hold, by
 # glibc's own count (mallinfo2): 64 KiB blocks come from a heap, 128 MiB ones from their own mapping.
 FREE_AND_COUNT = """
 import ctypes, sys
-from asr.allocator import keep_freed_memory
+from asr.training.allocator import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (

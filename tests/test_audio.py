@@ -8,7 +8,7 @@ import soundfile
 
 from asr.audio import (AudioError, BadSampleRate, EmptyAudio, NonFiniteAudio, NotAudio, RawLayout,
                        UnreadableAudio, duration, is_audio, load_audio, resample)
-from asr.chunking import chunks
+from asr.transcription.chunking import chunks
 
 
 def peak_frequency(audio: np.ndarray, sample_rate: int) -> float:

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from asr.backup import BackupError, TrainingBackup
+from asr.training.backup import BackupError, TrainingBackup
 
 
 def compiled_model(seed: int = 0) -> keras.Model:

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from asr.callbacks import (EpochWeights, LossGuard, StopOnInterrupt, TrainingDiverged, WarmupDecay,
+from asr.training.callbacks import (EpochWeights, LossGuard, StopOnInterrupt, TrainingDiverged, WarmupDecay,
                            average_epochs, best_epochs)
 from asr.config import FeatureConfig
 from asr.data import BatchSampler

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from asr import audio, chunking
-from asr.chunking import Chunk, chunks, read_blocks, split
+from asr import audio
+from asr.transcription import chunking
+from asr.transcription.chunking import Chunk, chunks, read_blocks, split
 
 RATE = 16000
 

@@ -137,18 +137,18 @@ def test_a_bug_shows_its_traceback_rather_than_a_usage_line(tmp_path, monkeypatc
     def broken(*args, **kwargs):
         raise ValueError("operands could not be broadcast together with shapes (3,) (4,)")
 
-    monkeypatch.setattr("asr.lm.NGramModel.save_arpa", broken)
+    monkeypatch.setattr("asr.decoding.lm.NGramModel.save_arpa", broken)
     with pytest.raises(ValueError, match="broadcast"):
         main(["build-lm", "--text", str(text), "--out", str(tmp_path / "lm.arpa")])
 
 
 def test_a_job_that_fails_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
-    from asr.callbacks import TrainingDiverged
+    from asr.training.callbacks import TrainingDiverged
 
     def diverge(*args, **kwargs):
         raise TrainingDiverged("epoch 1, batch 3: loss inf (limit train.max_loss=1e+04); utterances: a, b")
 
-    monkeypatch.setattr("asr.train.train", diverge)
+    monkeypatch.setattr("asr.training.train.train", diverge)
     assert main(["train", "--config", "configs/demo.yaml", "--output", str(tmp_path / "run")]) == 1
     assert capsys.readouterr().err == ("asr: error: epoch 1, batch 3: loss inf (limit train.max_loss=1e+04); "
                                        "utterances: a, b\n")
@@ -157,7 +157,7 @@ def test_a_job_that_fails_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
 def test_help_shows_the_library_defaults():
     """Defaults are read from the library (dataclasses and signatures), never typed twice."""
     from asr.cli import _parser
-    from asr.decoder_config import DecoderConfig
+    from asr.decoding.decoder_config import DecoderConfig
 
     commands = _parser()._subparsers._group_actions[0].choices
     transcribe = commands["transcribe"].format_help()

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from asr.ctc import collapse, ctc_alignment, emissions, greedy_decode, held_path, log_softmax
+from asr.decoding.ctc import collapse, ctc_alignment, emissions, greedy_decode, held_path, log_softmax
 from asr.text import Vocabulary
 
 VOCABULARY = Vocabulary()

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from asr.config import ConfigError
-from asr.ctc import ctc_alignment, greedy_decode, log_softmax
-from asr.decode import BeamSearchDecoder, GreedyDecoder
-from asr.decoder_config import DecoderConfig
-from asr.lm import NGramModel, build_kneser_ney, known_words
+from asr.decoding.ctc import ctc_alignment, greedy_decode, log_softmax
+from asr.decoding.decode import BeamSearchDecoder, GreedyDecoder
+from asr.decoding.decoder_config import DecoderConfig
+from asr.decoding.lm import NGramModel, build_kneser_ney, known_words
 from asr.text import Vocabulary
 from ctc_logits import frames, spell
 

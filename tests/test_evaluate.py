@@ -2,7 +2,7 @@ import json
 
 import jiwer
 
-from asr.evaluate import evaluate
+from asr.evaluation.evaluate import evaluate
 from asr.manifest import read_manifest
 from asr.text import normalize
 

@@ -17,7 +17,7 @@ from asr.data import pad
 from asr.export import ExportError, export, load_exported, texts
 from asr.model import build_model, forward_function, load_model
 from asr.text import Vocabulary
-from asr.transcribe import transcribe
+from asr.transcription.transcribe import transcribe
 
 RATE = 16000
 pytestmark = pytest.mark.filterwarnings("ignore:n_fft=512 is too large")  # librosa, on the 0.02 s clip

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asr.audio import AudioError, load_audio
-from asr.lm import LanguageModelError, NGramModel, build_kneser_ney
+from asr.decoding.lm import LanguageModelError, NGramModel, build_kneser_ney
 from asr.manifest import ManifestError, read_manifest
 
 UNBOUNDED = {"deadline": None, "print_blob": True,

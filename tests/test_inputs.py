@@ -5,8 +5,8 @@ import os
 import pytest
 
 from asr import audio
-from asr.inputs import expand_inputs, find_audio, read_csv_manifest
 from asr.manifest import ManifestError
+from asr.transcription.inputs import expand_inputs, find_audio, read_csv_manifest
 
 
 @pytest.fixture

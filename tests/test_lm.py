@@ -5,7 +5,7 @@ import random
 import pytest
 
 from asr.cli import main
-from asr.lm import (BOS, EOS, UNK, KenLMModel, LanguageModelError, NGramModel, build_kneser_ney,
+from asr.decoding.lm import (BOS, EOS, UNK, KenLMModel, LanguageModelError, NGramModel, build_kneser_ney,
                     known_words, kneser_ney_discounts, load_language_model, read_sentences)
 
 WORDS = "the a cat dog sat ran on mat big small".split()

@@ -20,7 +20,7 @@ import soundfile
 
 from asr.cli import main as asr_main
 from asr.config import load_config
-from asr.lm import build_kneser_ney
+from asr.decoding.lm import build_kneser_ney
 from asr.model import build_model
 from asr.text import Vocabulary
 from conftest import TINY_MODEL, make_tone

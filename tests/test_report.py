@@ -3,10 +3,10 @@ import json
 import jiwer
 import pytest
 
-from asr.metrics import Scored
-from asr.report import (ReportError, build_report, compare_reports, read_pairs, read_report, write_comparison,
+from asr.evaluation.metrics import Scored
+from asr.evaluation.report import (ReportError, build_report, compare_reports, read_pairs, read_report, write_comparison,
                         write_report)
-from asr.report.markdown import comparison_markdown
+from asr.evaluation.report.markdown import comparison_markdown
 
 REFERENCES = ["the cat sat on the mat", "a quick brown fox", "jumps over the lazy dog", "hello world",
               "one two three four five six", "speech recognition is fun"]

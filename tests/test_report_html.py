@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from asr.metrics import Scored
-from asr.report import build_report, write_report
-from asr.report.html import alignment_html
+from asr.evaluation.metrics import Scored
+from asr.evaluation.report import build_report, write_report
+from asr.evaluation.report.html import alignment_html
 
 CHROMIUM = Path("/usr/bin/chromium")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}

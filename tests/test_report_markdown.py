@@ -1,6 +1,6 @@
-from asr.metrics import Scored
-from asr.report import build_report, compare_reports
-from asr.report.markdown import aligned_text, comparison_markdown, percent, points, render_markdown
+from asr.evaluation.metrics import Scored
+from asr.evaluation.report import build_report, compare_reports
+from asr.evaluation.report.markdown import aligned_text, comparison_markdown, percent, points, render_markdown
 
 
 def report_of(rows, **options) -> dict:

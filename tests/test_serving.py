@@ -1,4 +1,4 @@
-"""The serving graph's ops against their NumPy/librosa oracles in asr.features and asr.ctc."""
+"""The serving graph's ops against their NumPy/librosa oracles in asr.features and asr.decoding.ctc."""
 
 import numpy as np
 import pytest
@@ -6,10 +6,10 @@ import tensorflow as tf
 
 from asr import audio, features
 from asr.config import FeatureConfig
-from asr.ctc import greedy_decode
+from asr.decoding.ctc import greedy_decode
 from asr.serving import GreedyText, LogMel, bytes_to_strings, compact
 from asr.text import Vocabulary
-from asr.timestamps import words
+from asr.transcription.timestamps import words
 
 TOLERANCE = 1e-3  # max absolute difference in (standardised) log-mel
 

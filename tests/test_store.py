@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 import soundfile
 
-from asr import audio, augment, features, store
+from asr import audio, augment, features
 from asr.config import AugmentConfig, FeatureConfig
+from asr.decoding.ctc import label_frames
 from asr.errors import EXIT_INTERRUPTED, EXIT_OK, exit_status
 from asr.manifest import Utterance, read_manifest, write_manifest
-from asr.ctc import label_frames
-from asr.store import FeatureStore, StoreError, build_store, dataset
-from asr.store_loader import StoreLoader
 from asr.text import Vocabulary
+from asr.training import store
+from asr.training.store import FeatureStore, StoreError, build_store, dataset
+from asr.training.store_loader import StoreLoader
 from conftest import lose_an_interrupt, make_tone
 
 FEATURES = FeatureConfig(n_mels=20)

@@ -10,9 +10,9 @@ from asr import augment
 from asr.config import AugmentConfig, FeatureConfig
 from asr.data import UtteranceLoader
 from asr.manifest import read_manifest
-from asr.store import FeatureStore, StoreError, build_store
-from asr.store_loader import StoreLoader
 from asr.text import Vocabulary
+from asr.training.store import FeatureStore, StoreError, build_store
+from asr.training.store_loader import StoreLoader
 from test_store import FEATURES, NOISY, WORDS, direct, write_corpus
 
 

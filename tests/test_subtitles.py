@@ -1,7 +1,7 @@
 import re
 
-from asr.subtitles import MAX_CHARACTERS, MAX_SECONDS, cues, to_srt, to_vtt
-from asr.timestamps import Word
+from asr.transcription.subtitles import MAX_CHARACTERS, MAX_SECONDS, cues, to_srt, to_vtt
+from asr.transcription.timestamps import Word
 
 SRT_CUE = re.compile(r"(\d+)\n(\d\d):([0-5]\d):([0-5]\d),(\d{3}) --> (\d\d):([0-5]\d):([0-5]\d),(\d{3})\n"
                      r"([^\n]+)\n")

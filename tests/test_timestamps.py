@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from asr.text import Vocabulary
-from asr.timestamps import Word, words
+from asr.transcription.timestamps import Word, words
 
 VOCABULARY = Vocabulary()
 

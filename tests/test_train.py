@@ -20,10 +20,10 @@ import tensorflow as tf
 from asr.config import ConfigError, FeatureConfig, ModelConfig, TrainConfig, load_config
 from asr.manifest import Utterance, write_manifest
 from asr.model import ModelError, build_model, load_model
-from asr.store import build_store
 from asr.text import Vocabulary
-from asr.callbacks import TrainingDiverged
-from asr.train import copy_weights, optimizer, precision_policy, set_intra_op_threads, train
+from asr.training.callbacks import TrainingDiverged
+from asr.training.store import build_store
+from asr.training.train import copy_weights, optimizer, precision_policy, set_intra_op_threads, train
 from conftest import TINY_MODEL, make_tone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,7 +200,7 @@ def test_mixed_precision_is_ignored_without_a_gpu(caplog):
 
 
 def test_intra_op_threads_are_set_before_tensorflow_starts_and_kept_after(caplog):
-    script = ("from asr.train import set_intra_op_threads; set_intra_op_threads(1); "
+    script = ("from asr.training.train import set_intra_op_threads; set_intra_op_threads(1); "
               "import tensorflow as tf; tf.constant(1.0) + 1; "
               "print(tf.config.threading.get_intra_op_parallelism_threads())")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -236,7 +236,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 logging.basicConfig(level=logging.INFO)
 from asr.config import load_config
-from asr.train import train
+from asr.training.train import train
 for strategy in ("default", "mirrored"):
     config = load_config(None, [*sys.argv[2:], f"train.strategy={strategy}"])
     train(config, f"{sys.argv[1]}/{strategy}", verbose=0)

@@ -16,16 +16,16 @@ import soundfile
 import asr
 from keras import ops
 
-from asr import chunking
 from asr.cli import main
 from asr.config import FeatureConfig, ModelConfig, to_dict
-from asr.decoder_config import DecoderConfig
+from asr.decoding.decoder_config import DecoderConfig
 from asr.errors import EXIT_INTERRUPTED, EXIT_OK, exit_status
 from asr.manifest import read_manifest
 from asr.model import SpeechRecognizer, load_model
 from asr.text import DEFAULT_CHARACTERS
-from asr.transcribe import Transcript, Word, transcribe
-from asr.writers import TranscriptWriter
+from asr.transcription import chunking
+from asr.transcription.transcribe import Transcript, Word, transcribe
+from asr.transcription.writers import TranscriptWriter
 from conftest import lose_an_interrupt
 
 RATE = 16000
@@ -81,7 +81,7 @@ def test_an_unexpected_decoder_error_fails_its_file_and_keeps_the_traceback(mode
         return chunks(path, *args)
 
     monkeypatch.setattr(chunking, "chunks", chunks_or_fail)
-    with caplog.at_level("INFO", logger="asr.transcribe"):
+    with caplog.at_level("INFO", logger="asr.transcription.transcribe"):
         results = {r.path: r for r in transcribe(good, model)}
     assert results[good[0]].error.startswith(f"{good[0]}: cannot be read (KeyError:")
     assert results[good[1]].ok

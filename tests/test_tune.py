@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from asr.cli import main
-from asr.decoder_config import load_decoder_config
-from asr.lm import build_kneser_ney, load_language_model
-from asr.text import Vocabulary
+from asr.decoding.decoder_config import load_decoder_config
+from asr.decoding.lm import build_kneser_ney, load_language_model
 from asr.errors import UsageError
-from asr.tune import format_tuning, grid_search, tune, tune_transcript_lm
+from asr.evaluation.tune import format_tuning, grid_search, tune, tune_transcript_lm
+from asr.text import Vocabulary
 from ctc_logits import frames, spell
 
 VOCABULARY = Vocabulary()

@@ -7,8 +7,8 @@ import pytest
 
 from asr import fileio
 from asr.errors import UsageError
-from asr.transcribe import Transcript, Word
-from asr.writers import TranscriptWriter, output_stems, parse_formats
+from asr.transcription.transcribe import Transcript, Word
+from asr.transcription.writers import TranscriptWriter, output_stems, parse_formats
 
 
 def done(path, text="hello world"):

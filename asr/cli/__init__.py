@@ -16,19 +16,19 @@ import os
 import sys
 from pathlib import Path
 
-from asr.chunking import MAX_SECONDS
+from asr.transcription.chunking import MAX_SECONDS
 from asr.cli.options import (HelpFormatter, add_config_arguments, count, library_default, seconds,
                              start_tensorflow)
 from asr.cli.prepare import add_prepare_commands
 from asr.config import choices
-from asr.decoder_config import DecoderConfig
+from asr.decoding.decoder_config import DecoderConfig
+from asr.decoding.lm import build_kneser_ney
 from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
-from asr.evaluate import evaluate as evaluate_model
-from asr.lm import build_kneser_ney
+from asr.evaluation.evaluate import evaluate as evaluate_model
+from asr.evaluation.tune import tune
 from asr.text import SCORING_NORMALIZERS
-from asr.transcribe import transcribe as transcribe_files
-from asr.tune import tune
-from asr.writers import DEFAULT_FORMATS
+from asr.transcription.transcribe import transcribe as transcribe_files
+from asr.transcription.writers import DEFAULT_FORMATS
 
 
 def main(argv=None) -> int:
@@ -212,7 +212,7 @@ def _add_decoder_arguments(parser):
 
 def decoder_config(args):
     """The DecoderConfig that --decode-config and the decoding flags describe."""
-    from asr.decoder_config import load_decoder_config, override_decoder_config, parse_hotwords
+    from asr.decoding.decoder_config import load_decoder_config, override_decoder_config, parse_hotwords
 
     config = load_decoder_config(args.decode_config) if args.decode_config else DecoderConfig()
     return override_decoder_config(
@@ -228,7 +228,7 @@ def _train(args) -> int:
     config = load_config(args.config, args.overrides)
     vocabulary = Vocabulary(args.characters) if args.characters else None
     start_tensorflow(args)
-    from asr.train import train
+    from asr.training.train import train
 
     result = train(config, args.output, vocabulary=vocabulary, init_from=args.init_from)
     kept = (f"mean of epochs {', '.join(map(str, result.averaged))}" if result.averaged
@@ -241,8 +241,8 @@ def _train(args) -> int:
 def _transcribe(args) -> int:
     from tqdm import tqdm
 
-    from asr.inputs import expand_inputs
-    from asr.writers import TranscriptWriter, parse_formats
+    from asr.transcription.inputs import expand_inputs
+    from asr.transcription.writers import TranscriptWriter, parse_formats
 
     formats = parse_formats(args.format)
     decoder = decoder_config(args)
@@ -274,10 +274,10 @@ def _transcribe(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from asr.evaluate import compare, score_hypotheses
+    from asr.evaluation.evaluate import compare, score_hypotheses
 
     if args.compare:
-        from asr.report.markdown import comparison_markdown
+        from asr.evaluation.report.markdown import comparison_markdown
 
         comparison, paths = compare(*args.compare, args.output_dir)
         print(comparison_markdown(comparison))
@@ -321,7 +321,7 @@ def _demo(args) -> int:
 
 
 def _build_lm(args) -> int:
-    from asr.lm import read_sentences
+    from asr.decoding.lm import read_sentences
 
     if not (args.text or args.manifest):
         raise UsageError("give --text and/or --manifest")
@@ -335,8 +335,8 @@ def _build_lm(args) -> int:
 
 
 def _tune_lm(args) -> int:
-    from asr.decoder_config import save_decoder_config
-    from asr.tune import format_tuning
+    from asr.decoding.decoder_config import save_decoder_config
+    from asr.evaluation.tune import format_tuning
 
     if args.output:  # checked before the search, which can take hours, not after
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -367,7 +367,7 @@ def _export(args) -> int:
 
 
 def _print_summary(report: dict, paths: dict) -> None:
-    from asr.report.markdown import percent
+    from asr.evaluation.report.markdown import percent
 
     summary, counts = report["summary"], report["counts"]
     print(f"WER {percent(summary['wer'])}  CER {percent(summary['cer'])}  "

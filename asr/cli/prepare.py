@@ -113,7 +113,7 @@ def _prepare_features(args) -> int:
 
     config = load_config(args.config, args.overrides)
     start_tensorflow(args)
-    from asr.store import build_store  # imports TensorFlow
+    from asr.training.store import build_store  # imports TensorFlow
 
     sizing = {} if args.shard_size is None else {"shard_size": args.shard_size}
     summary = build_store(args.manifest, args.out, config.features,

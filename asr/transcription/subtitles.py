@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from asr.timestamps import Word
+from asr.transcription.timestamps import Word
 
 MAX_SECONDS = 7.0
 MAX_CHARACTERS = 42

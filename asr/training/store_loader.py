@@ -2,7 +2,7 @@
 serves a manifest's, for `asr.data.sampled_dataset`.
 
 Per utterance it holds its index rows and duration; a batch reads its own
-records (`asr.store.FeatureStore.read`) and applies the frequency warp (VTLP) to
+records (`asr.training.store.FeatureStore.read`) and applies the frequency warp (VTLP) to
 their features. Waveform corruptions pick one of the utterance's stored
 corrupted copies (`augment.corrupted_copies`), the one standing for the
 corruption drawn, so the loader never touches audio.
@@ -22,8 +22,8 @@ from asr.caches import memory_cache
 from asr.config import AugmentConfig, FeatureConfig, to_dict
 from asr.data import MEMORY_BYTES, pad
 from asr.sequences import reduce_lengths
-from asr.store import FeatureStore, StoreError
 from asr.text import Vocabulary
+from asr.training.store import FeatureStore, StoreError
 
 
 class StoreLoader:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asr.decoder_config import DecoderConfig
+from asr.decoding.decoder_config import DecoderConfig
+from asr.evaluation.metrics import Scored
 from asr.manifest import ManifestError, read_manifest
-from asr.metrics import Scored
-from asr.report import (build_report, compare_reports, read_pairs, read_report, write_comparison,
+from asr.evaluation.report import (build_report, compare_reports, read_pairs, read_report, write_comparison,
                         write_report)
 from asr.text import scoring_normalizer
-from asr.transcribe import BATCH_SIZE, transcribe
+from asr.transcription.transcribe import BATCH_SIZE, transcribe
 
 
 def evaluate(model_path, manifest, output_dir, *, decoder: DecoderConfig = DecoderConfig(),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from html import escape
 
-from asr.metrics import RATES
-from asr.report.markdown import percent
-from asr.report.plots import report_plots
+from asr.evaluation.metrics import RATES
+from asr.evaluation.report.markdown import percent
+from asr.evaluation.report.plots import report_plots
 
 # Light versions of the plots' colours, behind the alignment's error spans.
 TINTS = {"substitutions": "#fbe3b0", "deletions": "#f7c9b3", "insertions": "#c6e0f3"}

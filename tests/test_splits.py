@@ -10,7 +10,7 @@ import soundfile
 from asr.config import ConfigError, load_config
 from asr.manifest import ManifestError, Utterance, read_manifest, write_manifest
 from asr.text import Vocabulary
-from asr.training_data import training_data
+from asr.training.splits import training_data
 from test_train import ROOT, overrides, write_tone_corpus
 
 
@@ -46,7 +46,7 @@ def test_a_manifest_with_nothing_usable_is_named(tones, tmp_path):
 
 
 def test_dev_is_pooled_with_its_perturbed_copies(tones, tmp_path, caplog):
-    caplog.set_level("INFO", logger="asr.training_data")
+    caplog.set_level("INFO", logger="asr.training.splits")
     data = training_data(config_of(tones, "data.dev_perturbations=[noise:10, telephone]"),
                          Vocabulary(), tmp_path / "run")
     assert "dev: 72 utterances, 48 of them perturbed (noise:10, telephone)" in caplog.text

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from asr.errors import UsageError
 from asr.fileio import UNENCODABLE, atomic_path, remove_stale_temporaries, sync_all, write_text
-from asr.subtitles import to_srt, to_vtt
+from asr.transcription.subtitles import to_srt, to_vtt
 
 FORMATS = ("txt", "json", "jsonl", "srt", "vtt")
 PER_FILE_FORMATS = ("txt", "json", "srt", "vtt")

@@ -1,7 +1,7 @@
 """`DecoderConfig`: which decoder, from command-line style settings, and its YAML form.
 
 The settings behind --decoder, --beam-width, --lm, --alpha, --beta, --hotwords
-and --lexicon build an `asr.decode` decoder; the YAML file is what
+and --lexicon build an `asr.decoding.decode` decoder; the YAML file is what
 `asr tune-lm --output` writes and `--decode-config` reads.
 """
 
@@ -20,8 +20,8 @@ import yaml
 
 from asr import fileio
 from asr.config import Checked, ConfigError, from_dict, read_yaml, to_dict
-from asr.decode import BeamSearchDecoder, GreedyDecoder
-from asr.lm import LanguageModel, known_words, load_language_model
+from asr.decoding.decode import BeamSearchDecoder, GreedyDecoder
+from asr.decoding.lm import LanguageModel, known_words, load_language_model
 from asr.text import Vocabulary, normalize
 
 DEFAULT_HOTWORD_WEIGHT = 5.0

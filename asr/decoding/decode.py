@@ -1,10 +1,10 @@
 """CTC decoding of frame posteriors into text and its alignment.
 
 Greedy (best path) decoding, and prefix beam search with word n-gram shallow
-fusion and hotword boosting (`asr.decoder_config` picks one from command-line
+fusion and hotword boosting (`asr.decoding.decoder_config` picks one from command-line
 style settings). Both decoders return a `Decoded`: the text
 and the CTC path (a label per logit frame) that spells it, from which
-`asr.timestamps` times words and rates their confidence.
+`asr.transcription.timestamps` times words and rates their confidence.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import NamedTuple
 import numpy as np
 
 from asr.config import ConfigError
-from asr.ctc import collapse, ctc_alignment, emissions, greedy_decode, held_path, log_softmax
-from asr.lm import BOS, EOS, LanguageModel
+from asr.decoding.ctc import collapse, ctc_alignment, emissions, greedy_decode, held_path, log_softmax
+from asr.decoding.lm import BOS, EOS, LanguageModel
 from asr.text import Vocabulary
 
 # LMs score in log10; CTC scores are natural logs.

@@ -26,9 +26,9 @@ import keras
 import tensorflow as tf
 
 from asr import keras_compat
-from asr.allocator import keep_freed_memory
-from asr.backup import TrainingBackup
-from asr.callbacks import (BestModel, DevErrorRates, EpochWeights, FollowEpochs, LearningRateLog,
+from asr.training.allocator import keep_freed_memory
+from asr.training.backup import TrainingBackup
+from asr.training.callbacks import (BestModel, DevErrorRates, EpochWeights, FollowEpochs, LearningRateLog,
                            LossGuard, StopOnInterrupt, WarmupDecay, average_epochs, best_epochs,
                            dev_error_rates)
 from asr.config import ExperimentConfig, TrainConfig, save_config, to_dict
@@ -36,7 +36,7 @@ from asr.data import BatchSampler, make_dataset, sampled_dataset
 from asr.fileio import atomic_path, remove_stale_temporaries, write_json
 from asr.model import ModelError, SpeechRecognizer, build_model, load_model
 from asr.text import Vocabulary
-from asr.training_data import training_data
+from asr.training.splits import training_data
 
 log = logging.getLogger(__name__)
 BEST_MODEL = "model.keras"
@@ -138,7 +138,7 @@ def _save_average(model, strategy, result: TrainResult, epochs: list[int], weigh
 
 def configure_process(train_config) -> None:
     """The process-wide settings training steps run with: `train.intra_op_threads`, and
-    glibc's malloc keeping what a step frees for the next (`asr.allocator`).
+    glibc's malloc keeping what a step frees for the next (`asr.training.allocator`).
 
     Call before TensorFlow runs its first op.
     """

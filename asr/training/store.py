@@ -23,7 +23,7 @@ shards that lack one.
 
 Training reads a record by its index row: it starts `offset` bytes into its
 shard and is `size` bytes long (TFRecord framing included), so a planned batch
-reads its own utterances and nothing else (`asr.store_loader.StoreLoader`). The
+reads its own utterances and nothing else (`asr.training.store_loader.StoreLoader`). The
 shards are plain TFRecord files too: `dataset` reads them with `tf.data` alone.
 """
 
@@ -43,7 +43,7 @@ import tensorflow as tf
 
 from asr import audio, augment, features, fileio
 from asr.config import AugmentConfig, ConfigError, FeatureConfig, from_dict, to_dict
-from asr.ctc import label_frames
+from asr.decoding.ctc import label_frames
 from asr.errors import AsrError, raise_if_interrupted
 from asr.manifest_index import ManifestIndex, read_records
 from asr.quiet import import_tensorflow_quietly

@@ -4,7 +4,7 @@
 corrupted copies of it, `--perturb`), then decodes its logits at every
 (alpha, beta) of a grid (alpha: LM weight, beta: word insertion bonus) and keeps
 the pair with the lowest WER, as a `DecoderConfig` (which
-`asr.decoder_config.save_decoder_config` writes for `--decode-config` to read back).
+`asr.decoding.decoder_config.save_decoder_config` writes for `--decode-config` to read back).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.decode import BeamSearchDecoder, GreedyDecoder
-from asr.decoder_config import DecoderConfig
+from asr.decoding.decode import BeamSearchDecoder, GreedyDecoder
+from asr.decoding.decoder_config import DecoderConfig
+from asr.decoding.lm import LanguageModel, build_kneser_ney, known_words, load_language_model, read_sentences
 from asr.errors import UsageError
-from asr.lm import LanguageModel, build_kneser_ney, known_words, load_language_model, read_sentences
+from asr.evaluation.metrics import error_rates
 from asr.manifest import ManifestError, Utterance, read_manifest
-from asr.metrics import error_rates
 from asr.text import Vocabulary
-from asr.transcribe import BATCH_SIZE
+from asr.transcription.transcribe import BATCH_SIZE
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _decode_each(decoders: list[BeamSearchDecoder], logits: list[np.ndarray],
     if workers <= 1 or len(decoders) == 1:
         return [_texts(decoder, logits) for decoder in decoders]
     # Spawned rather than forked: the parent has TensorFlow's threads running. The
-    # workers import asr.tune, whose TensorFlow imports wait inside functions. An executor,
+    # workers import asr.evaluation.tune, whose TensorFlow imports wait inside functions. An executor,
     # not multiprocessing.Pool: a worker that dies on start-up raises BrokenProcessPool
     # instead of being restarted for ever.
     with ProcessPoolExecutor(min(workers, len(decoders)),

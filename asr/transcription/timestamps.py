@@ -13,7 +13,7 @@ occupy, of the posterior of the path's label: for the greedy path, each
 frame's highest posterior. Blank frames are left out because CTC spends most
 frames on confident blanks, whatever it makes of the speech around them.
 
-The path comes with the text from the decoder (`asr.decode`): the frame-wise
+The path comes with the text from the decoder (`asr.decoding.decode`): the frame-wise
 argmax for greedy decoding, and for beam search the most probable single path
 among those the beam kept for its result.
 """

@@ -1,7 +1,7 @@
 """What runs around Keras's fit loop in training: the learning-rate schedule, the callbacks,
 and the average of the best epochs' weights.
 
-`asr.train` lists the callbacks in the order they must run (`DevErrorRates`
+`asr.training.train` lists the callbacks in the order they must run (`DevErrorRates`
 first, since checkpointing and early stopping read the `val_wer` it logs).
 """
 
@@ -15,10 +15,10 @@ import numpy as np
 from keras import ops
 
 from asr.data import BatchSampler
-from asr.decode import greedy_decode_batch
+from asr.decoding.decode import greedy_decode_batch
 from asr.errors import JobFailed, raise_if_interrupted
+from asr.evaluation.metrics import error_rates
 from asr.fileio import atomic_path
-from asr.metrics import error_rates
 from asr.model import predict_logits
 from asr.text import Vocabulary
 

@@ -3,8 +3,8 @@
 A report keeps every utterance's edit counts and alignment, so two reports can
 be compared later by paired bootstrap over the utterances they share, and any
 system's JSONL output can be scored against a manifest with `read_pairs`.
-The pages are rendered by `asr.report.markdown` and `asr.report.html` (with
-`asr.report.plots`' figures).
+The pages are rendered by `asr.evaluation.report.markdown` and `asr.evaluation.report.html` (with
+`asr.evaluation.report.plots`' figures).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 from asr import fileio
 from asr.errors import AsrError
 from asr.manifest import read_manifest
-from asr.metrics import (COUNTS, Scored, UtteranceErrors, bootstrap_intervals, confusion_pairs,
+from asr.evaluation.metrics import (COUNTS, Scored, UtteranceErrors, bootstrap_intervals, confusion_pairs,
                          corpus_rates, group_rates, paired_bootstrap, utterance_errors)
-from asr.report.html import render_html
-from asr.report.markdown import comparison_markdown, render_markdown
+from asr.evaluation.report.html import render_html
+from asr.evaluation.report.markdown import comparison_markdown, render_markdown
 from asr.text import normalize
 
 CONFIDENCE = 0.95

@@ -2,10 +2,10 @@
 
 Files are sorted by the duration their headers give, so a batch holds similar
 lengths, and cut into chunks of at most `chunk_seconds` at pauses
-(`asr.chunking`), so memory stays flat however long a file is. A `tf.data`
+(`asr.transcription.chunking`), so memory stays flat however long a file is. A `tf.data`
 pipeline reads the chunks, computes features in parallel and prefetches them
 while the model runs. The decoder gives the text with its alignment, from which
-`asr.timestamps` times the words and rates their confidence.
+`asr.transcription.timestamps` times the words and rates their confidence.
 
 A file that cannot be used becomes a `Transcript` with an `error` (one line
 naming the file and the reason) and the run goes on. `file_timeout` limits the
@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from asr import audio, chunking, timestamps
-from asr.ctc import log_softmax
-from asr.decoder_config import DecoderConfig
+from asr import audio
+from asr.decoding.ctc import log_softmax
+from asr.decoding.decoder_config import DecoderConfig
 from asr.errors import UsageError, raise_if_interrupted
-from asr.timestamps import Word
+from asr.transcription import chunking, timestamps
+from asr.transcription.timestamps import Word
 
 if TYPE_CHECKING:
     from asr.model import SpeechRecognizer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from asr.metrics import RATES
+from asr.evaluation.metrics import RATES
 
 
 def percent(rate: float | None, digits: int = 2) -> str:

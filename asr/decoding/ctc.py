@@ -5,7 +5,7 @@ labels left when repeats are merged and blanks dropped (`collapse`). Here are
 the best path (`greedy_decode`), the sum over and the best of the paths that
 spell given labels (`ctc_alignment`: forward algorithm and Viterbi), and the
 conversions between a path and its emissions, the (frame, label) where each
-character starts, as the beam search (`asr.decode`) keeps them: linked lists
+character starts, as the beam search (`asr.decoding.decode`) keeps them: linked lists
 (frame, label, the rest), last first.
 """
 

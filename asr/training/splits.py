@@ -20,9 +20,9 @@ from asr.augment import parse_perturbation, perturbed_utterances
 from asr.config import AugmentConfig, ConfigError, DataConfig, ExperimentConfig
 from asr.data import UtteranceLoader, filter_utterances
 from asr.manifest import ManifestError, Utterance, read_manifest
-from asr.store import build_store
-from asr.store_loader import StoreLoader
 from asr.text import Vocabulary
+from asr.training.store import build_store
+from asr.training.store_loader import StoreLoader
 
 log = logging.getLogger(__name__)
 DEV_COPIES = "dev-perturbed"  # dev's corrupted copies, per data.dev_perturbations

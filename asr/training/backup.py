@@ -25,7 +25,7 @@ from asr.fileio import atomic_path, is_temporary, remove_stale_temporaries, writ
 log = logging.getLogger(__name__)
 
 # Callback attributes that carry state from one epoch to the next (EarlyStopping,
-# ReduceLROnPlateau, asr.callbacks.BestModel); Keras resets them in on_train_begin.
+# ReduceLROnPlateau, asr.training.callbacks.BestModel); Keras resets them in on_train_begin.
 CALLBACK_STATE = ("best", "wait", "cooldown_counter", "best_epoch", "stopped_epoch")
 
 
