@@ -46,10 +46,11 @@ def training_data(config: ExperimentConfig, vocabulary: Vocabulary, run_folder: 
     sources = train_sources(config.data)
     if not sources or not config.data.dev_manifest:
         raise ConfigError("data.dev_manifest and data.train_manifest (or data.train_store) must be set")
-    if not config.data.train_store and config.augment.corrupted_copies:
-        sources = _built_stores(config, sources, run_folder / STORES)
-    if config.data.train_store or config.augment.corrupted_copies:
+    if config.data.train_store:
         loader, corpora, dropped = _store_loader(config, vocabulary, sources)
+    elif config.augment.corrupted_copies:
+        stores = _built_stores(config, sources, run_folder / STORES)
+        loader, corpora, dropped = _store_loader(config, vocabulary, stores)
     else:
         loader, corpora, dropped = _audio_loader(config, vocabulary, sources)
     dev, dropped_dev = _usable(config, vocabulary, config.data.dev_manifest)
