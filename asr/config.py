@@ -131,6 +131,11 @@ class TrainConfig(Checked):
         if self.intra_op_threads < 0:
             raise ConfigError(f"intra_op_threads: {self.intra_op_threads} is not a count (0: all cores)")
 
+    @property
+    def memory_cache_bytes(self) -> int:
+        """`memory_cache_mb` in bytes, as the loaders' caches count it."""
+        return self.memory_cache_mb * 2**20
+
 
 _CORRUPTIONS = ("noise_probability", "reverb_probability", "gain_probability", "telephone_probability")
 

@@ -31,7 +31,7 @@ from asr.sequences import reduce_lengths
 from asr.text import Vocabulary, normalize
 
 # The memory cache's bound unless a caller sets one: train.memory_cache_mb's default.
-MEMORY_BYTES = TrainConfig.memory_cache_mb * 2**20
+MEMORY_BYTES = TrainConfig().memory_cache_bytes
 
 
 def filter_utterances(utterances, vocabulary: Vocabulary, feature_config: FeatureConfig,

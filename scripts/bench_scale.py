@@ -89,7 +89,7 @@ def train_steps(store: Path, dev: Path, steps: int) -> dict:
     started = time.perf_counter()
     loader = StoreLoader(store, Vocabulary(), config.features, speed_factors=SPEEDS,
                          subsampling=config.model.subsampling, max_duration=20.0,
-                         memory_bytes=config.train.memory_cache_mb * 2**20)
+                         memory_bytes=config.train.memory_cache_bytes)
     sampler = BatchSampler(loader.durations, config.features, config.train.batch_size,
                            shuffle=True, bucket_boundaries=config.train.bucket_boundaries,
                            speed_factors=SPEEDS)

@@ -84,7 +84,7 @@ def _store_loader(config: ExperimentConfig, vocabulary: Vocabulary, stores):
     loader = StoreLoader(stores, vocabulary, config.features, speed_factors=config.augment.speed_factors,
                          subsampling=config.model.subsampling, augmentation=config.augment,
                          max_duration=config.train.max_duration,
-                         memory_bytes=config.train.memory_cache_mb * 2**20)
+                         memory_bytes=config.train.memory_cache_bytes)
     return loader, loader.corpora, _checked(", ".join(map(str, stores)), len(loader), loader.dropped)
 
 
@@ -97,7 +97,7 @@ def _audio_loader(config: ExperimentConfig, vocabulary: Vocabulary, manifests):
         kept, counts = kept + usable, counts + [len(usable)]
         reasons.update(dropped)
     loader = UtteranceLoader(kept, vocabulary, config.features,
-                             memory_bytes=config.train.memory_cache_mb * 2**20,
+                             memory_bytes=config.train.memory_cache_bytes,
                              cache_dir=config.train.cache_dir, speed_factors=speeds,
                              augmentation=config.augment)
     return loader, np.repeat(np.arange(len(manifests)), counts), dict(reasons)

@@ -88,7 +88,7 @@ def train(config: ExperimentConfig, output_dir, vocabulary: Vocabulary | None = 
                            corpora=data.corpora, weights=config.data.train_weights)
     dev_set = make_dataset(data.dev, vocabulary, config.features, training=False,
                            batch_size=config.train.batch_size,
-                           memory_bytes=config.train.memory_cache_mb * 2**20)
+                           memory_bytes=config.train.memory_cache_bytes)
     dev_texts = [utterance.text for utterance in data.dev]
 
     with precision_policy(config.train.mixed_precision), strategy.scope():
