@@ -16,8 +16,8 @@ from typing import Literal
 import yaml
 
 from asr import fileio
-from asr.schema import (Checked, ConfigError, apply_override, choices, from_dict, read_yaml,
-                        require_counts, to_dict)
+from asr.schema import (Checked, ConfigError, apply_override, choices, from_dict, read_yaml, require_counts,
+                        to_dict)
 
 # Re-exported: callers take the schema's functions and its error from here with the sections.
 __all__ = ["AugmentConfig", "Checked", "ConfigError", "DataConfig", "ExperimentConfig",

@@ -79,8 +79,8 @@ def train_steps(store: Path, dev: Path, steps: int) -> dict:
 
     from asr.data import BatchSampler, sampled_dataset
     from asr.model import build_model
-    from asr.training.store_loader import StoreLoader
     from asr.text import Vocabulary
+    from asr.training.store_loader import StoreLoader
 
     # No memory cache: the 2k corpus would fit it and the larger ones not, so every size
     # reads the store and the ratios compare like with like.
@@ -124,8 +124,8 @@ def input_rate(loader, speeds, batches: int = 40) -> float:
 
 def input_pipeline(store: Path, manifest: Path) -> dict[str, float]:
     from asr.data import UtteranceLoader
-    from asr.training.store_loader import StoreLoader
     from asr.text import Vocabulary
+    from asr.training.store_loader import StoreLoader
 
     features = load_config(None, MODEL).features
     utterances = read_manifest(manifest)

@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from asr.training.callbacks import (EpochWeights, LossGuard, StopOnInterrupt, TrainingDiverged, WarmupDecay,
-                           average_epochs, best_epochs)
 from asr.config import FeatureConfig
 from asr.data import BatchSampler
 from asr.errors import EXIT_INTERRUPTED, EXIT_OK, exit_status
+from asr.training.callbacks import (EpochWeights, LossGuard, StopOnInterrupt, TrainingDiverged, WarmupDecay,
+                                    average_epochs, best_epochs)
 from conftest import lose_an_interrupt
 
 

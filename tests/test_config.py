@@ -7,8 +7,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asr.config import (AugmentConfig, ConfigError, DataConfig, ExperimentConfig, FeatureConfig,
-                        ModelConfig, TrainConfig, load_config, save_config, to_dict)
+from asr.config import (AugmentConfig, ConfigError, DataConfig, ExperimentConfig, FeatureConfig, ModelConfig,
+                        TrainConfig, load_config, save_config, to_dict)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

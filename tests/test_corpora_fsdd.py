@@ -7,8 +7,8 @@ import soundfile
 
 from asr.audio import load_audio
 from asr.corpora import fsdd
-from asr.corpora.fsdd import (CONNECTED_DIGITS, CorpusError, Protocol, Split,
-                              draw_split, held_out_protocol, prepare_fsdd)
+from asr.corpora.fsdd import (CONNECTED_DIGITS, CorpusError, Protocol, Split, draw_split, held_out_protocol,
+                              prepare_fsdd)
 from asr.errors import EXIT_INTERRUPTED, EXIT_OK, exit_status
 from asr.manifest import read_manifest
 from asr.text import DIGIT_WORDS

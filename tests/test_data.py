@@ -8,8 +8,8 @@ import soundfile
 
 from asr import audio
 from asr.config import AugmentConfig, FeatureConfig
-from asr.data import (BatchSampler, UtteranceLoader, ctc_feasible,
-                      filter_utterances, make_dataset, sampled_dataset)
+from asr.data import (BatchSampler, UtteranceLoader, ctc_feasible, filter_utterances, make_dataset,
+                      sampled_dataset)
 from asr.features import extract, num_frames
 from asr.manifest import Utterance
 from asr.text import Vocabulary

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from asr.cli import main
 from asr.config import ConfigError
 from asr.decoding.decoder_config import (DecoderConfig, load_decoder_config, override_decoder_config,
-                                parse_hotwords, save_decoder_config)
+                                         parse_hotwords, save_decoder_config)
 from asr.decoding.lm import LanguageModelError
 from asr.text import Vocabulary
 

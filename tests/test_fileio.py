@@ -10,8 +10,8 @@ import pytest
 
 from asr import fileio
 from asr.errors import EXIT_USAGE, exit_status
-from asr.fileio import (atomic_open, atomic_path, is_temporary, remove_stale_temporaries,
-                        temporary_path, write_json, write_text)
+from asr.fileio import (atomic_open, atomic_path, is_temporary, remove_stale_temporaries, temporary_path,
+                        write_json, write_text)
 
 
 def temporaries(folder):

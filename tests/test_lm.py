@@ -6,7 +6,7 @@ import pytest
 
 from asr.cli import main
 from asr.decoding.lm import (BOS, EOS, UNK, KenLMModel, LanguageModelError, NGramModel, build_kneser_ney,
-                    known_words, kneser_ney_discounts, load_language_model, read_sentences)
+                             kneser_ney_discounts, known_words, load_language_model, read_sentences)
 
 WORDS = "the a cat dog sat ran on mat big small".split()
 

@@ -3,8 +3,8 @@ import random
 import jiwer
 import pytest
 
-from asr.evaluation.metrics import (bootstrap_intervals, confusion_pairs, corpus_rates, error_rates, group_rates,
-                         paired_bootstrap, utterance_errors)
+from asr.evaluation.metrics import (bootstrap_intervals, confusion_pairs, corpus_rates, error_rates,
+                                    group_rates, paired_bootstrap, utterance_errors)
 
 WORDS = "the cat sat on a mat and dog ran far away".split()
 

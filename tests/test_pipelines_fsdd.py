@@ -4,6 +4,7 @@ import json
 
 import pytest
 import yaml
+
 from conftest import TINY_MODEL
 from pipelines.fsdd import SPLITS, conditions, main, run, split_protocol
 

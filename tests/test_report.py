@@ -4,8 +4,8 @@ import jiwer
 import pytest
 
 from asr.evaluation.metrics import Scored
-from asr.evaluation.report import (ReportError, build_report, compare_reports, read_pairs, read_report, write_comparison,
-                        write_report)
+from asr.evaluation.report import (ReportError, build_report, compare_reports, read_pairs, read_report,
+                                   write_comparison, write_report)
 from asr.evaluation.report.markdown import comparison_markdown
 
 REFERENCES = ["the cat sat on the mat", "a quick brown fox", "jumps over the lazy dog", "hello world",

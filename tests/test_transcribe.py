@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-
-import asr
 from keras import ops
 
+import asr
 from asr.cli import main
 from asr.config import FeatureConfig, ModelConfig, to_dict
 from asr.decoding.decoder_config import DecoderConfig

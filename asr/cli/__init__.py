@@ -16,7 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-from asr.transcription.chunking import MAX_SECONDS
 from asr.cli.options import (HelpFormatter, add_config_arguments, count, library_default, seconds,
                              start_tensorflow)
 from asr.cli.prepare import add_prepare_commands
@@ -27,6 +26,7 @@ from asr.errors import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from asr.evaluation.evaluate import evaluate as evaluate_model
 from asr.evaluation.tune import tune
 from asr.text import SCORING_NORMALIZERS
+from asr.transcription.chunking import MAX_SECONDS
 from asr.transcription.transcribe import transcribe as transcribe_files
 from asr.transcription.writers import DEFAULT_FORMATS
 

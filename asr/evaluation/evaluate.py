@@ -6,9 +6,9 @@ from pathlib import Path
 
 from asr.decoding.decoder_config import DecoderConfig
 from asr.evaluation.metrics import Scored
-from asr.manifest import ManifestError, read_manifest
 from asr.evaluation.report import (build_report, compare_reports, read_pairs, read_report, write_comparison,
-                        write_report)
+                                   write_report)
+from asr.manifest import ManifestError, read_manifest
 from asr.text import scoring_normalizer
 from asr.transcription.transcribe import BATCH_SIZE, transcribe
 

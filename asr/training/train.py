@@ -26,16 +26,16 @@ import keras
 import tensorflow as tf
 
 from asr import keras_compat
-from asr.training.allocator import keep_freed_memory
-from asr.training.backup import TrainingBackup
-from asr.training.callbacks import (BestModel, DevErrorRates, EpochWeights, FollowEpochs, LearningRateLog,
-                           LossGuard, StopOnInterrupt, WarmupDecay, average_epochs, best_epochs,
-                           dev_error_rates)
 from asr.config import ExperimentConfig, TrainConfig, save_config, to_dict
 from asr.data import BatchSampler, make_dataset, sampled_dataset
 from asr.fileio import atomic_path, remove_stale_temporaries, write_json
 from asr.model import ModelError, SpeechRecognizer, build_model, load_model
 from asr.text import Vocabulary
+from asr.training.allocator import keep_freed_memory
+from asr.training.backup import TrainingBackup
+from asr.training.callbacks import (BestModel, DevErrorRates, EpochWeights, FollowEpochs, LearningRateLog,
+                                    LossGuard, StopOnInterrupt, WarmupDecay, average_epochs, best_epochs,
+                                    dev_error_rates)
 from asr.training.splits import training_data
 
 log = logging.getLogger(__name__)

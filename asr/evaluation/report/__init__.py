@@ -20,11 +20,11 @@ from pathlib import Path
 
 from asr import fileio
 from asr.errors import AsrError
-from asr.manifest import read_manifest
 from asr.evaluation.metrics import (COUNTS, Scored, UtteranceErrors, bootstrap_intervals, confusion_pairs,
-                         corpus_rates, group_rates, paired_bootstrap, utterance_errors)
+                                    corpus_rates, group_rates, paired_bootstrap, utterance_errors)
 from asr.evaluation.report.html import render_html
 from asr.evaluation.report.markdown import comparison_markdown, render_markdown
+from asr.manifest import read_manifest
 from asr.text import normalize
 
 CONFIDENCE = 0.95
