@@ -13,9 +13,10 @@
   Pipeline and in-memory steps alternate in one process, each first in turn, so
   load from other processes hits both alike; a pipeline step counts the wait for its batch, and
   medians are compared. The wait is also shown: on a CPU-only machine most of
-  the difference is the loader competing with the step for cores, so the CPU
-  time the loader takes for a batch, alone on one thread, is shown too, and so
-  is a step whose batches were all loaded beforehand: the pipeline's own cost.
+  the difference is the loader competing with the step for cores, so the cores
+  the in-memory step keeps busy and the CPU time the loader takes for a batch,
+  alone on one thread, are shown too, and so is a step whose batches were all
+  loaded beforehand: the pipeline's own cost.
 
 Uses the FSDD training manifest when it is there, else synthesised tones.
 
@@ -113,6 +114,15 @@ def step_seconds(model, pipeline, in_memory) -> dict[str, list[float]]:
             pipeline_step()
             memory_step(inputs, targets)
     return timings
+
+
+def busy_cores(model, in_memory) -> float:
+    """Cores the in-memory step keeps busy (process CPU time / wall time over one pass), nothing
+    else loading: what is left of the machine is all a loader can have without slowing the step."""
+    started, cpu = time.perf_counter(), time.process_time()
+    for inputs, targets in in_memory:
+        model.train_on_batch(inputs, targets)
+    return (time.process_time() - cpu) / (time.perf_counter() - started)
 
 
 def loading_seconds(loader, plan) -> list[float]:
@@ -234,8 +244,10 @@ def step_ratio(model, sampler, loader, config, repeats: int) -> tuple[float, str
             timings[name] += seconds
     pipeline_step, memory_step, wait = (statistics.median(timings[k])
                                         for k in ("pipeline", "memory", "wait"))
+    cores = busy_cores(model, in_memory)  # the pipeline's epochs are done: its threads are idle
     return pipeline_step / memory_step, (f"{pipeline_step * 1e3:.1f} ms vs {memory_step * 1e3:.1f} ms "
-                                         f"({wait * 1e3:.1f} ms of it waiting for the batch)")
+                                         f"({wait * 1e3:.1f} ms of it waiting for the batch; the "
+                                         f"in-memory step keeps {cores:.2f} of {os.cpu_count()} cores busy)")
 
 
 def report(name: str, value: float, relation: str, target: float, detail: str) -> None:
