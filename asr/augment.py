@@ -306,12 +306,12 @@ def perturbed_copies(paths, config: AugmentConfig, folder, sample_rate: int = au
     return copies
 
 
-
 def perturbed_utterances(utterances: list[Utterance], config: AugmentConfig, folder,
                          sample_rate: int = audio.SAMPLE_RATE, suffix: str = "") -> list[Utterance]:
     """`utterances` with their audio replaced by `perturbed_copies`' and `suffix` after each id."""
     copies = perturbed_copies([u.audio_filepath for u in utterances], config, folder, sample_rate)
     return [replace(u, audio_filepath=copy, id=u.key + suffix) for u, copy in zip(utterances, copies)]
+
 
 def change_speed(samples: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
     """Play (samples,) audio `factor` times faster, as sox's `speed` effect does.

@@ -80,7 +80,8 @@ def export(model, output, format: str = "saved_model", *, quantize: bool = False
             data = _tflite(model, quantize) if format == "tflite" else _onnx(model)
             with fileio.atomic_open(path, "wb") as file:
                 file.write(data)
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+    size = sum(f.stat().st_size for f in files)
     return Exported(path, format, size)
 
 
@@ -216,7 +217,8 @@ def load_exported(path):
 
         session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
         names = [output.name for output in session.get_outputs()]
-        return lambda audio, lengths: dict(zip(names, session.run(None, {"audio": audio, "lengths": lengths})))
+        return lambda audio, lengths: dict(
+            zip(names, session.run(None, {"audio": audio, "lengths": lengths})))
     raise ExportError(f"{path}: not an exported model (a SavedModel folder, .tflite or .onnx file)")
 
 

@@ -4,15 +4,16 @@
     ray job submit --address http://HEAD:8265 -- python -m pipelines.ray_transcribe \\
         /data/archive.jsonl --model /data/model.keras --output-dir /data/out --workers 64
 
-The driver expands the inputs (`asr.transcription.inputs`) and asks `asr.transcription.writers.TranscriptWriter`
-which files still need transcribing. Ray Data streams those paths, `--files-per-batch`
-at a time, to `--workers` actors: each loads the model (and LM) once, transcribes its
-batches with `asr.transcribe` (which sorts a batch by length, batches
-similar lengths and cuts long files at pauses) and writes each file's outputs itself,
-atomically. Only one small row per file comes back to the driver, which keeps the
-summaries (`transcripts.jsonl`, `failures.jsonl`) as `asr transcribe` does, so a
-rerun, or a run restarted after being killed, skips what is done. A batch whose worker
-process keeps dying is retried file by file, and only the file that kills it fails.
+The driver expands the inputs (`asr.transcription.inputs`) and asks
+`asr.transcription.writers.TranscriptWriter` which files still need transcribing. Ray
+Data streams those paths, `--files-per-batch` at a time, to `--workers` actors: each
+loads the model (and LM) once, transcribes its batches with `asr.transcribe` (which
+sorts a batch by length, batches similar lengths and cuts long files at pauses) and
+writes each file's outputs itself, atomically. Only one small row per file comes back to
+the driver, which keeps the summaries (`transcripts.jsonl`, `failures.jsonl`) as
+`asr transcribe` does, so a rerun, or a run restarted after being killed, skips what is done.
+A batch whose worker process keeps dying is retried file by file, and only the file that
+kills it fails.
 
 Workers read the audio and write the outputs at the paths the driver sees: on a
 cluster, inputs, model and output folder live on a file system every node mounts
@@ -57,7 +58,8 @@ class Transcriber:
         self.model = load_model(model)
         self.decoder = decoder  # keeps its LM once loaded (DecoderConfig.language_model)
         self.formats = formats
-        self.options = {"batch_size": batch_size, "chunk_seconds": chunk_seconds, "file_timeout": file_timeout}
+        self.options = {"batch_size": batch_size, "chunk_seconds": chunk_seconds,
+                        "file_timeout": file_timeout}
 
     def __call__(self, batch: dict) -> dict[str, list]:
         from asr.transcription.transcribe import transcribe
@@ -131,7 +133,8 @@ def _transcribe_batches(stems: dict[str, str], arguments: tuple, options: dict, 
         max_task_retries=task_retries,
         fn_constructor_args=arguments, fn_constructor_kwargs=options)
     for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
-        for path, text, duration, error in zip(batch["path"], batch["text"], batch["duration"], batch["error"]):
+        columns = (batch[name] for name in ("path", "text", "duration", "error"))
+        for path, text, duration, error in zip(*columns):
             if error:
                 yield Transcript(str(path), error=str(error))
             else:
@@ -186,7 +189,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 all done, 1 some files failed, 2 usage error.")
     add_transcribe_arguments(parser)
     cluster = parser.add_argument_group("Ray")
-    cluster.add_argument("--workers", type=_positive, default=1, help="actors, each holding the model (default 1)")
+    cluster.add_argument("--workers", type=_positive, default=1,
+                         help="actors, each holding the model (default 1)")
     cluster.add_argument("--cpus-per-worker", type=float,
                          help="CPUs each actor reserves and TensorFlow threads it runs "
                               "(default: the cluster's CPUs / --workers)")

@@ -120,7 +120,8 @@ def main():
         decoders.append(("prefix beam", width, BeamSearchDecoder(vocabulary, width)))
         if lm is not None:
             decoders.append(("prefix beam + LM", width, BeamSearchDecoder(vocabulary, width, lm)))
-            decoders.append(("  + lexicon", width, BeamSearchDecoder(vocabulary, width, lm, lexicon=known_words(lm))))
+            decoders.append(("  + lexicon", width,
+                             BeamSearchDecoder(vocabulary, width, lm, lexicon=known_words(lm))))
 
     log_probs = log_softmax(np.concatenate(utterances))
     tried = (log_probs[:, 1:] >= BeamSearchDecoder.prune_log_prob).sum(axis=1).mean()

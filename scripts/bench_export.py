@@ -70,7 +70,8 @@ def main(argv=None) -> None:
     parser.add_argument("--model", type=Path, default=Path("work/fsdd-run/model/model.keras"))
     parser.add_argument("--manifest", type=Path, default=Path("work/fsdd/test.jsonl"))
     parser.add_argument("--output", type=Path, default=Path("work/bench-export"))
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated: " + ", ".join(VARIANTS))
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
 
@@ -86,7 +87,8 @@ def main(argv=None) -> None:
         started = time.perf_counter()
         exported = export(args.model, _fresh(args.output / name), format, quantize=quantize)
         export_seconds = time.perf_counter() - started
-        hypotheses, load, elapsed = run_exported(exported.path, paths, 1 if format == "tflite" else args.batch_size)
+        batch_size = 1 if format == "tflite" else args.batch_size
+        hypotheses, load, elapsed = run_exported(exported.path, paths, batch_size)
         same = sum(hypotheses[p] == keras_hypotheses[p] for p in paths)
         results[name] = {"bytes": exported.bytes, "load_seconds": load, "rtf": elapsed / seconds,
                          "wer": error_rates(references, [hypotheses[p] for p in paths])["wer"],
@@ -94,7 +96,8 @@ def main(argv=None) -> None:
     print(f"{'':>12} {'MB':>6} {'load s':>7} {'RTF':>7} {'x Keras':>8} {'WER':>7} {'same text':>9}")
     for name, result in results.items():
         print(f"{name:>12} {result['bytes'] / 1e6:6.2f} {result['load_seconds']:7.2f} {result['rtf']:7.4f} "
-              f"{results['keras']['rtf'] / result['rtf']:7.2f}x {result['wer']:7.2%} {result['agreement']:9.1%}")
+              f"{results['keras']['rtf'] / result['rtf']:7.2f}x {result['wer']:7.2%} "
+              f"{result['agreement']:9.1%}")
     print(json.dumps(results))
 
 

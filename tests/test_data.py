@@ -215,6 +215,7 @@ def test_training_batches_get_masks_that_repeat_with_the_epoch(corpus):
                      for augmentation in (AugmentConfig(), masks))
     zeros = [(batch[0]["features"] == 0).sum() for batch in masked]
     assert all(z > (p[0]["features"] == 0).sum() for z, p in zip(zeros, plain))
+
     def masked_counts():
         return [(b[0]["features"] == 0).sum() for b in batches(sampled_dataset(sampler, loader, masks))]
 

@@ -109,7 +109,8 @@ def _add_evaluate_parser(commands) -> None:
 def _add_demo_parser(commands) -> None:
     demo = commands.add_parser("demo", help="synthesise speech, train, evaluate on unseen voices")
     add_config_arguments(demo, default=Path("configs/demo.yaml"))
-    demo.add_argument("--work-dir", type=Path, default=Path("work/demo"), help="corpus, model and report folder")
+    demo.add_argument("--work-dir", type=Path, default=Path("work/demo"),
+                      help="corpus, model and report folder")
     demo.add_argument("--utterances", nargs=3, type=count, metavar=("TRAIN", "DEV", "TEST"),
                       help="corpus size per split (default: the full demo corpus)")
     demo.set_defaults(handler=_demo)
@@ -118,7 +119,8 @@ def _add_demo_parser(commands) -> None:
 def _add_build_lm_parser(commands) -> None:
     build_lm = commands.add_parser("build-lm", help="build a word n-gram LM (ARPA) from text and transcripts")
     build_lm.add_argument("--text", nargs="+", type=Path, default=[], help="text files, one sentence a line")
-    build_lm.add_argument("--manifest", nargs="+", type=Path, default=[], help="manifests whose transcripts to add")
+    build_lm.add_argument("--manifest", nargs="+", type=Path, default=[],
+                          help="manifests whose transcripts to add")
     build_lm.add_argument("--order", type=count, default=library_default(build_kneser_ney, "order"),
                           help="n-gram order")
     build_lm.add_argument("--out", required=True, type=Path, help="ARPA file to write (.gz to compress)")
@@ -293,9 +295,10 @@ def _evaluate(args) -> int:
         raise UsageError("give --model and --manifest, or --ref and --hyp, or --compare A B")
     decoder = decoder_config(args)
     start_tensorflow(args)
-    report, paths, failures = evaluate_model(args.model, args.manifest, args.output_dir, batch_size=args.batch_size,
-                                       decoder=decoder, normalizer=args.normalizer,
-                                       perturbation=args.perturb, seed=args.perturb_seed)
+    report, paths, failures = evaluate_model(args.model, args.manifest, args.output_dir,
+                                             batch_size=args.batch_size, decoder=decoder,
+                                             normalizer=args.normalizer, perturbation=args.perturb,
+                                             seed=args.perturb_seed)
     for failure in failures:
         print(f"asr: error: {failure.error}", file=sys.stderr)
     _print_summary(report, paths)

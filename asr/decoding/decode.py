@@ -162,7 +162,8 @@ class BeamSearchDecoder(Decoder):
         beams = {"": [0.0, -math.inf, 0.0, -math.inf, None, None]}
         for index, (frame, values) in enumerate(zip(log_probs, log_probs.tolist())):
             threshold = min(self.prune_log_prob, frame[1:].max())
-            candidates = [(characters[i], i + 1, values[i + 1]) for i in np.flatnonzero(frame[1:] >= threshold)]
+            candidates = [(characters[i], i + 1, values[i + 1])
+                          for i in np.flatnonzero(frame[1:] >= threshold)]
             beams = self._prune(_extend(beams, index, values[0], candidates), scorer)
         hypotheses = []
         for text, (blank, character, best_blank, best_character, blank_path, character_path) in beams.items():
@@ -175,6 +176,7 @@ class BeamSearchDecoder(Decoder):
         else:
             if not any(self._ends_a_word(hypothesis.text) for hypothesis in hypotheses):
                 hypotheses += self._completions(log_probs, hypotheses, scorer)
+
             def rank(hypothesis): return self._ends_a_word(hypothesis.text), hypothesis.score
         return sorted(hypotheses, key=rank, reverse=True)[:self.beam_width]
 
@@ -238,7 +240,8 @@ def _extend(beams: dict, frame: int, blank_log_prob: float, candidates: list[tup
     extended = {}
     for text, (blank, character, best_blank, best_character, blank_path, character_path) in beams.items():
         total = _log_add(blank, character)
-        best, path = (best_blank, blank_path) if best_blank >= best_character else (best_character, character_path)
+        best, path = ((best_blank, blank_path) if best_blank >= best_character
+                      else (best_character, character_path))
         entry = extended.get(text)
         if entry is None:
             entry = extended[text] = [total + blank_log_prob, never, best + blank_log_prob, never, path, None]

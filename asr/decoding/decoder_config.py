@@ -123,4 +123,6 @@ def load_decoder_config(path) -> DecoderConfig:
         config = from_dict(DecoderConfig, tree)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
-    return dataclasses.replace(config, lm_path=str(path.parent / config.lm_path)) if config.lm_path else config
+    if not config.lm_path:
+        return config
+    return dataclasses.replace(config, lm_path=str(path.parent / config.lm_path))

@@ -31,10 +31,10 @@ M_MMAP_MAX = -4
 
 
 def keep_freed_memory(trim_bytes: int = 1 << 30, top_pad_bytes: int = 256 << 20) -> bool:
-    """Ask glibc's malloc to keep freed memory, large blocks included, for reuse; False where it is not glibc's.
+    """Ask glibc's malloc to keep freed memory, large blocks included, for reuse.
 
     `top_pad_bytes` is how much more than asked for each heap grows by at a time.
-    Process-wide, and harmless to repeat.
+    Process-wide, and harmless to repeat; False where the C library is not glibc's.
     """
     if not sys.platform.startswith("linux"):
         return False

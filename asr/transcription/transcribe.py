@@ -198,8 +198,9 @@ def _decode(batches, files: list[str], model, decoder_config: DecoderConfig,
             found = words.setdefault(index, [])
             if frame_count:
                 chunk = log_probs[row, :frame_count]
-                found += timestamps.words(decoder.decode(chunk).path, chunk, model.vocabulary, seconds_per_frame,
-                                          int(offset) / sample_rate, int(length) / sample_rate)
+                found += timestamps.words(decoder.decode(chunk).path, chunk, model.vocabulary,
+                                          seconds_per_frame, int(offset) / sample_rate,
+                                          int(length) / sample_rate)
             if clock.expired(index):
                 clock.finished.add(index)
                 yield Transcript(path, error=clock.message(path))

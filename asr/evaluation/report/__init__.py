@@ -252,7 +252,8 @@ def _jsonl(path) -> Iterable[tuple[str, dict]]:
             try:
                 record = json.loads(line)  # bytes: JSON's own UTF-8 rules
             except json.JSONDecodeError as error:  # its own "line 2" would count within this line
-                raise ReportError(f"{path}:{number}: not JSON ({error.msg} at character {error.pos + 1})") from None
+                raise ReportError(f"{path}:{number}: not JSON "
+                                  f"({error.msg} at character {error.pos + 1})") from None
             except ValueError as error:  # UnicodeDecodeError
                 raise ReportError(f"{path}:{number}: not JSON ({error})") from None
             if not isinstance(record, dict):
