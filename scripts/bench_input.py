@@ -145,60 +145,76 @@ def main(argv=None) -> int:
 
     config = load_config(args.config)
     configure_process(config.train)  # threads and allocator as training runs the step
-    vocabulary, features = Vocabulary(), config.features
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         if args.manifest.is_file():
             utterances, source = read_manifest(args.manifest)[:args.utterances], str(args.manifest)
         else:
             utterances, source = synthetic_utterances(scratch, args.utterances), "synthetic tones"
-        utterances, _ = filter_utterances(utterances, vocabulary, features, config.model.subsampling)
-        durations = [u.duration for u in utterances]
+        utterances, _ = filter_utterances(utterances, Vocabulary(), config.features,
+                                          config.model.subsampling)
         print(f"{len(utterances)} utterances from {source}, batch {config.train.batch_size}, "
               f"intra-op threads {config.train.intra_op_threads or 'all'}")
-
-        def sampler(boundaries=config.train.bucket_boundaries):
-            return BatchSampler(durations, features, config.train.batch_size, shuffle=True,
-                                bucket_boundaries=boundaries, seed=config.train.seed)
-
-        plain, bucketed = padded_fraction(sampler(()).plan(0)), padded_fraction(sampler().plan(0))
-        report("padding fraction, bucketed / padded_batch", bucketed / plain, "<=", 0.5,
-               f"{bucketed:.1%} vs {plain:.1%}")
-
-        def loader(memory_bytes=0):
-            return UtteranceLoader(utterances, vocabulary, features, memory_bytes=memory_bytes,
-                                   cache_dir=scratch / "cache")
-
-        first = feeding_seconds(sampled_dataset(sampler(), loader()))
-        cached = feeding_seconds(sampled_dataset(sampler(), loader()))  # a new run, same cache
-        report("feeding an epoch, first / cached", first / cached, ">=", 5.0,
-               f"{first:.2f} s vs {cached:.2f} s")
-
-        augmented = BatchSampler(durations, features, config.train.batch_size, shuffle=True,
-                                 bucket_boundaries=config.train.bucket_boundaries,
-                                 speed_factors=config.augment.speed_factors, seed=config.train.seed)
-        model = build_model(vocabulary, features, config.model)
-        model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate))
-        afresh = UtteranceLoader(utterances, vocabulary, features, memory_bytes=2**40,
-                                 speed_factors=config.augment.speed_factors,
-                                 augmentation=replace(config.augment, corrupted_copies=0))
-        loaders = {"corruptions drawn afresh": afresh}
-        if config.augment.corrupted_copies:  # the recipe's way, last: the target is its
-            loaders["corrupted copies read from a store"] = stored_loader(config, utterances,
-                                                                           scratch / "store")
-        for number, (name, training_loader) in enumerate(loaders.items(), 1):
-            ratio, detail = step_ratio(model, augmented, training_loader, config, args.repeats)
-            if number == len(loaders):
-                report(f"training step, {name}", ratio, "<=", 1.05, detail)
-            else:
-                print(f"{'training step, ' + name:48s} {ratio:6.2f}x  (for comparison)  {detail}")
-            loading = statistics.median(loading_seconds(training_loader, augmented.plan(0)))
-            print(f"{'  loader CPU per batch, alone':48s} {loading * 1e3:6.1f} ms")
-        prepared = PreparedBatches(training_loader, augmented.plan(0))
-        ratio, detail = step_ratio(model, augmented, prepared, config, args.repeats)
-        print(f"{'training step, batches loaded beforehand':48s} {ratio:6.2f}x  (the pipeline's "
-              f"own cost, for comparison)  {detail}")
+        padding(config, utterances)
+        feature_cache(config, utterances, scratch / "cache")
+        training_steps(config, utterances, scratch, args.repeats)
     return 0
+
+
+def padding(config, utterances) -> None:
+    """Report the padding fraction of length-bucketed batches against plain ones."""
+    durations = [u.duration for u in utterances]
+
+    def plan(boundaries):
+        return BatchSampler(durations, config.features, config.train.batch_size, shuffle=True,
+                            bucket_boundaries=boundaries, seed=config.train.seed).plan(0)
+
+    plain, bucketed = padded_fraction(plan(())), padded_fraction(plan(config.train.bucket_boundaries))
+    report("padding fraction, bucketed / padded_batch", bucketed / plain, "<=", 0.5,
+           f"{bucketed:.1%} vs {plain:.1%}")
+
+
+def feature_cache(config, utterances, folder: Path) -> None:
+    """Report an epoch fed from the on-disk feature cache against the one that writes it."""
+    def epoch_seconds():  # a new run each time, with the same cache folder
+        sampler = BatchSampler([u.duration for u in utterances], config.features,
+                               config.train.batch_size, shuffle=True,
+                               bucket_boundaries=config.train.bucket_boundaries, seed=config.train.seed)
+        loader = UtteranceLoader(utterances, Vocabulary(), config.features, memory_bytes=0,
+                                 cache_dir=folder)
+        return feeding_seconds(sampled_dataset(sampler, loader))
+
+    first, cached = epoch_seconds(), epoch_seconds()
+    report("feeding an epoch, first / cached", first / cached, ">=", 5.0,
+           f"{first:.2f} s vs {cached:.2f} s")
+
+
+def training_steps(config, utterances, scratch: Path, repeats: int) -> None:
+    """Report the training step through the recipe's loader against the step in memory."""
+    vocabulary, features = Vocabulary(), config.features
+    augmented = BatchSampler([u.duration for u in utterances], features, config.train.batch_size,
+                             shuffle=True, bucket_boundaries=config.train.bucket_boundaries,
+                             speed_factors=config.augment.speed_factors, seed=config.train.seed)
+    model = build_model(vocabulary, features, config.model)
+    model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate))
+    afresh = UtteranceLoader(utterances, vocabulary, features, memory_bytes=2**40,
+                             speed_factors=config.augment.speed_factors,
+                             augmentation=replace(config.augment, corrupted_copies=0))
+    loaders = {"corruptions drawn afresh": afresh}
+    if config.augment.corrupted_copies:  # the recipe's way, last: the target is its
+        loaders["corrupted copies read from a store"] = stored_loader(config, utterances, scratch / "store")
+    for number, (name, training_loader) in enumerate(loaders.items(), 1):
+        ratio, detail = step_ratio(model, augmented, training_loader, config, repeats)
+        if number == len(loaders):
+            report(f"training step, {name}", ratio, "<=", 1.05, detail)
+        else:
+            print(f"{'training step, ' + name:48s} {ratio:6.2f}x  (for comparison)  {detail}")
+        loading = statistics.median(loading_seconds(training_loader, augmented.plan(0)))
+        print(f"{'  loader CPU per batch, alone':48s} {loading * 1e3:6.1f} ms")
+    prepared = PreparedBatches(training_loader, augmented.plan(0))
+    ratio, detail = step_ratio(model, augmented, prepared, config, repeats)
+    print(f"{'training step, batches loaded beforehand':48s} {ratio:6.2f}x  (the pipeline's "
+          f"own cost, for comparison)  {detail}")
 
 
 class PreparedBatches:
