@@ -91,6 +91,21 @@ def draw_corruption(rng: np.random.Generator, config: AugmentConfig) -> Corrupti
                       talkers=config.babble_talkers, seed=int(rng.integers(2**63)))
 
 
+def draw_augmentation(rng: np.random.Generator,
+                      config: AugmentConfig) -> tuple[Corruption, float | None]:
+    """One utterance's waveform corruptions, then its frequency warp (None: not warped).
+
+    Always drawn in this order, so features read from a store, whose corruptions
+    cannot apply, are warped exactly as their audio's features would be; apply the
+    warp with `warp_frequencies`.
+    """
+    corruption = draw_corruption(rng, config)
+    if not config.vtlp_probability:
+        return corruption, None
+    applies, warp = rng.random() < config.vtlp_probability, rng.uniform(*config.vtlp_warp)
+    return corruption, (warp if applies else None)
+
+
 def corrupt(samples: np.ndarray, corruption: Corruption, sample_rate: int,
             other_speech: Callable[[np.random.Generator], np.ndarray] | None = None) -> np.ndarray:
     """Room, noise, microphone level and channel, in the order sound meets them.
@@ -112,21 +127,6 @@ def corrupt(samples: np.ndarray, corruption: Corruption, sample_rate: int,
     if corruption.telephone:
         samples = telephone(samples, sample_rate)
     return samples.astype(np.float32, copy=False)
-
-
-def draw_augmentation(rng: np.random.Generator,
-                      config: AugmentConfig) -> tuple[Corruption, float | None]:
-    """One utterance's waveform corruptions, then its frequency warp (None: not warped).
-
-    Always drawn in this order, so features read from a store, whose corruptions
-    cannot apply, are warped exactly as their audio's features would be; apply the
-    warp with `warp_frequencies`.
-    """
-    corruption = draw_corruption(rng, config)
-    if not config.vtlp_probability:
-        return corruption, None
-    applies, warp = rng.random() < config.vtlp_probability, rng.uniform(*config.vtlp_warp)
-    return corruption, (warp if applies else None)
 
 
 def coloured_noise(rng: np.random.Generator, size: int, kind: str = "white") -> np.ndarray:
@@ -213,6 +213,17 @@ def telephone_filter(sample_rate: int) -> np.ndarray:
     return scipy.signal.butter(4, TELEPHONE_BAND, "bandpass", fs=sample_rate, output="sos")
 
 
+def change_speed(samples: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
+    """Play (samples,) audio `factor` times faster, as sox's `speed` effect does.
+
+    Tempo and pitch change together; the output has about samples / factor samples.
+    Resampling from sample_rate * factor to sample_rate is that change.
+    """
+    if factor == 1.0:
+        return samples
+    return resample(samples, round(sample_rate * factor), sample_rate)
+
+
 def warp_frequencies(features: np.ndarray, warp: float, config: FeatureConfig) -> np.ndarray:
     """Vocal-tract-length perturbation (Jaitly & Hinton, 2013) of (frames, n_mels) log-mel features.
 
@@ -234,6 +245,43 @@ def warp_frequencies(features: np.ndarray, warp: float, config: FeatureConfig) -
     high = np.minimum(low + 1, config.n_mels - 1)
     weight = (position - low).astype(np.float32)
     return features[:, low] * (1 - weight) + features[:, high] * weight
+
+
+def spec_augment(features, lengths, seed, config: AugmentConfig):
+    """SpecAugment (Park et al., 2019) frequency and time masks on a padded batch.
+
+    features: (batch, frames, bins) float32; lengths: (batch,) int32 real frames;
+    seed: (2,) int stateless seed. Returns features of the same shape with masked
+    values set to zero, the mean of per-utterance standardised features. Time masks
+    lie within each utterance's real frames, at most `time_mask_ratio` of them
+    wide, so short utterances are not wiped out and padding is never counted.
+    """
+    batch, frames, bins = tf.unstack(tf.shape(features))
+    frequency_seed, time_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    masked_bins = _masks(frequency_seed, config.frequency_masks,
+                         widest=tf.fill([batch], tf.minimum(config.frequency_mask_width, bins)),
+                         extent=tf.fill([batch], bins), size=bins)
+    widest_time = tf.minimum(config.time_mask_width,
+                             tf.cast(config.time_mask_ratio * tf.cast(lengths, tf.float32), tf.int32))
+    masked_frames = _masks(time_seed, config.time_masks, widest=widest_time, extent=lengths,
+                           size=frames)
+    keep = tf.logical_not(masked_frames[:, :, None] | masked_bins[:, None, :])
+    return features * tf.cast(keep, features.dtype)
+
+
+def _masks(seed, count: int, widest, extent, size):
+    """`count` spans per row, each of width U{0..widest} within [0, extent) -> (rows, size) bool."""
+    rows = tf.shape(extent)[0]
+    if count == 0:
+        return tf.zeros([rows, size], tf.bool)
+    draws = tf.random.stateless_uniform([rows, count, 2], seed)
+    width = tf.cast(draws[..., 0] * tf.cast(widest[:, None] + 1, tf.float32), tf.int32)
+    width = tf.minimum(width, widest[:, None])  # a draw of exactly 1.0 is possible in float32
+    room = tf.maximum(extent[:, None] - width + 1, 1)
+    start = tf.minimum(tf.cast(draws[..., 1] * tf.cast(room, tf.float32), tf.int32), room - 1)
+    positions = tf.range(size)[None, None, :]
+    inside = (positions >= start[..., None]) & (positions < (start + width)[..., None])
+    return tf.reduce_any(inside, axis=1)
 
 
 def parse_perturbation(spec: str) -> AugmentConfig:
@@ -311,52 +359,3 @@ def perturbed_utterances(utterances: list[Utterance], config: AugmentConfig, fol
     """`utterances` with their audio replaced by `perturbed_copies`' and `suffix` after each id."""
     copies = perturbed_copies([u.audio_filepath for u in utterances], config, folder, sample_rate)
     return [replace(u, audio_filepath=copy, id=u.key + suffix) for u, copy in zip(utterances, copies)]
-
-
-def change_speed(samples: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
-    """Play (samples,) audio `factor` times faster, as sox's `speed` effect does.
-
-    Tempo and pitch change together; the output has about samples / factor samples.
-    Resampling from sample_rate * factor to sample_rate is that change.
-    """
-    if factor == 1.0:
-        return samples
-    return resample(samples, round(sample_rate * factor), sample_rate)
-
-
-def spec_augment(features, lengths, seed, config: AugmentConfig):
-    """SpecAugment (Park et al., 2019) frequency and time masks on a padded batch.
-
-    features: (batch, frames, bins) float32; lengths: (batch,) int32 real frames;
-    seed: (2,) int stateless seed. Returns features of the same shape with masked
-    values set to zero, the mean of per-utterance standardised features. Time masks
-    lie within each utterance's real frames, at most `time_mask_ratio` of them
-    wide, so short utterances are not wiped out and padding is never counted.
-    """
-    batch, frames, bins = tf.unstack(tf.shape(features))
-    frequency_seed, time_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    masked_bins = _masks(frequency_seed, config.frequency_masks,
-                         widest=tf.fill([batch], tf.minimum(config.frequency_mask_width, bins)),
-                         extent=tf.fill([batch], bins), size=bins)
-    widest_time = tf.minimum(config.time_mask_width,
-                             tf.cast(config.time_mask_ratio * tf.cast(lengths, tf.float32), tf.int32))
-    masked_frames = _masks(time_seed, config.time_masks, widest=widest_time, extent=lengths,
-                           size=frames)
-    keep = tf.logical_not(masked_frames[:, :, None] | masked_bins[:, None, :])
-    return features * tf.cast(keep, features.dtype)
-
-
-def _masks(seed, count: int, widest, extent, size):
-    """`count` spans per row, each of width U{0..widest} within [0, extent) -> (rows, size) bool."""
-    rows = tf.shape(extent)[0]
-    if count == 0:
-        return tf.zeros([rows, size], tf.bool)
-    draws = tf.random.stateless_uniform([rows, count, 2], seed)
-    width = tf.cast(draws[..., 0] * tf.cast(widest[:, None] + 1, tf.float32), tf.int32)
-    width = tf.minimum(width, widest[:, None])  # a draw of exactly 1.0 is possible in float32
-    room = tf.maximum(extent[:, None] - width + 1, 1)
-    start = tf.minimum(tf.cast(draws[..., 1] * tf.cast(room, tf.float32), tf.int32), room - 1)
-    positions = tf.range(size)[None, None, :]
-    inside = (positions >= start[..., None]) & (positions < (start + width)[..., None])
-    return tf.reduce_any(inside, axis=1)
-
