@@ -161,15 +161,17 @@ def main(argv=None) -> int:
     return 0
 
 
+def shuffled_sampler(config, utterances, **options) -> BatchSampler:
+    """The training run's sampler over `utterances` (batch size, buckets, seed), `options` overriding."""
+    options = {"bucket_boundaries": config.train.bucket_boundaries, **options}
+    return BatchSampler([u.duration for u in utterances], config.features, config.train.batch_size,
+                        shuffle=True, seed=config.train.seed, **options)
+
+
 def padding(config, utterances) -> None:
     """Report the padding fraction of length-bucketed batches against plain ones."""
-    durations = [u.duration for u in utterances]
-
-    def plan(boundaries):
-        return BatchSampler(durations, config.features, config.train.batch_size, shuffle=True,
-                            bucket_boundaries=boundaries, seed=config.train.seed).plan(0)
-
-    plain, bucketed = padded_fraction(plan(())), padded_fraction(plan(config.train.bucket_boundaries))
+    plain = padded_fraction(shuffled_sampler(config, utterances, bucket_boundaries=()).plan(0))
+    bucketed = padded_fraction(shuffled_sampler(config, utterances).plan(0))
     report("padding fraction, bucketed / padded_batch", bucketed / plain, "<=", 0.5,
            f"{bucketed:.1%} vs {plain:.1%}")
 
@@ -177,12 +179,9 @@ def padding(config, utterances) -> None:
 def feature_cache(config, utterances, folder: Path) -> None:
     """Report an epoch fed from the on-disk feature cache against the one that writes it."""
     def epoch_seconds():  # a new run each time, with the same cache folder
-        sampler = BatchSampler([u.duration for u in utterances], config.features,
-                               config.train.batch_size, shuffle=True,
-                               bucket_boundaries=config.train.bucket_boundaries, seed=config.train.seed)
         loader = UtteranceLoader(utterances, Vocabulary(), config.features, memory_bytes=0,
                                  cache_dir=folder)
-        return feeding_seconds(sampled_dataset(sampler, loader))
+        return feeding_seconds(sampled_dataset(shuffled_sampler(config, utterances), loader))
 
     first, cached = epoch_seconds(), epoch_seconds()
     report("feeding an epoch, first / cached", first / cached, ">=", 5.0,
@@ -192,9 +191,7 @@ def feature_cache(config, utterances, folder: Path) -> None:
 def training_steps(config, utterances, scratch: Path, repeats: int) -> None:
     """Report the training step through the recipe's loader against the step in memory."""
     vocabulary, features = Vocabulary(), config.features
-    augmented = BatchSampler([u.duration for u in utterances], features, config.train.batch_size,
-                             shuffle=True, bucket_boundaries=config.train.bucket_boundaries,
-                             speed_factors=config.augment.speed_factors, seed=config.train.seed)
+    augmented = shuffled_sampler(config, utterances, speed_factors=config.augment.speed_factors)
     model = build_model(vocabulary, features, config.model)
     model.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate))
     afresh = UtteranceLoader(utterances, vocabulary, features, memory_bytes=2**40,
