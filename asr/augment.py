@@ -18,7 +18,6 @@ writes the files so corrupted.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -131,31 +130,18 @@ def corrupt(samples: np.ndarray, corruption: Corruption, sample_rate: int,
 
 
 def coloured_noise(rng: np.random.Generator, size: int, kind: str = "white") -> np.ndarray:
-    """(size,) float32 unit-power noise, power spectrum ~ 1 / f^exponent (white 0, pink 1, brown 2).
-
-    Coloured noise is drawn where it is shaped: the spectrum of Gaussian noise is
-    complex Gaussian, so one inverse FFT of a shaped complex draw replaces a
-    forward and an inverse one (float32 throughout: training draws this for most
-    utterances, on the cores the training step leaves idle).
-    """
-    exponent = NOISE_EXPONENTS[kind]
-    if not exponent:  # white noise is white as drawn
-        noise = rng.standard_normal(size, dtype=np.float32)
-    else:
-        length = scipy.fft.next_fast_len(size, real=True)  # FFTs of awkward lengths are slow
-        bins = length // 2 + 1
-        spectrum = rng.standard_normal(2 * bins, dtype=np.float32).view(np.complex64)
-        spectrum *= _spectral_slope(bins, exponent)
-        noise = scipy.fft.irfft(spectrum, n=length)[:size]
-    return noise / max(math.sqrt(_power(noise)), 1e-12)
-
-
-def _spectral_slope(bins: int, exponent: float) -> np.ndarray:
-    """(bins,) float32 amplitudes f^(-exponent/2) over rfft bins 0..bins-1, DC given bin 1's."""
-    frequencies = np.arange(bins, dtype=np.float32)
-    frequencies[0] = frequencies[min(1, bins - 1)] or 1.0  # no infinite DC
-    # As a power of sqrt(f): numpy computes the powers 1 and 2 directly, its general power slowly.
-    return 1 / np.sqrt(frequencies) ** exponent
+    """(size,) unit-power noise whose power spectrum falls as 1 / f^exponent (white 0, pink 1, brown 2)."""
+    length = scipy.fft.next_fast_len(size, real=True)  # FFTs of awkward lengths are slow
+    noise, exponent = rng.standard_normal(length), NOISE_EXPONENTS[kind]
+    if exponent:  # white noise is white as drawn
+        spectrum = np.fft.rfft(noise)
+        frequencies = np.arange(spectrum.size, dtype=np.float64)
+        frequencies[0] = frequencies[min(1, frequencies.size - 1)] or 1.0  # no infinite DC
+        # Amplitude f^(-exponent/2) as a power of sqrt(f): numpy computes the powers 1 and 2
+        # directly, and its general power took a quarter of this function's time.
+        noise = np.fft.irfft(spectrum / np.sqrt(frequencies) ** exponent, n=length)
+    noise = noise[:size]
+    return noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
 
 
 def babble(rng: np.random.Generator, size: int,
@@ -164,7 +150,7 @@ def babble(rng: np.random.Generator, size: int,
     """(size,) sum of `talkers` other utterances, each looped to `size` from a random start."""
     if other_speech is None:
         raise ValueError("babble noise needs other utterances to mix (other_speech)")
-    total = np.zeros(size, np.float32)
+    total = np.zeros(size, np.float64)
     for _ in range(talkers):
         speech = other_speech(rng)
         start = rng.integers(speech.size)
@@ -174,12 +160,9 @@ def babble(rng: np.random.Generator, size: int,
 
 def add_noise(samples: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     """samples + noise scaled to `snr_db` below the utterance's mean power (both (samples,))."""
-    return samples + noise * math.sqrt(_power(samples) / max(_power(noise), 1e-20) * 10 ** (-snr_db / 10))
-
-
-def _power(samples: np.ndarray) -> float:
-    """Mean square of (samples,), accumulated in float64."""
-    return float(np.mean(np.square(samples, dtype=np.float64)))
+    signal_power = np.mean(np.square(samples, dtype=np.float64))
+    noise_power = max(np.mean(np.square(noise, dtype=np.float64)), 1e-20)
+    return samples + noise * np.sqrt(signal_power / noise_power * 10 ** (-snr_db / 10))
 
 
 def room_impulse_response(rng: np.random.Generator, rt60: float, drr_db: float,
@@ -187,21 +170,19 @@ def room_impulse_response(rng: np.random.Generator, rt60: float, drr_db: float,
     """A direct path followed by exponentially decaying Gaussian reverberation.
 
     The tail's energy decays by 60 dB in `rt60` seconds (Polack's statistical
-    model) and lies `drr_db` below the direct path's. Shape (rt60 * rate + 1,) float32.
+    model) and lies `drr_db` below the direct path's. Shape (rt60 * rate + 1,).
     """
     length = max(1, int(rt60 * sample_rate))
-    time = np.arange(1, length + 1, dtype=np.float32) / sample_rate
-    decay = np.exp(-3 * math.log(10) / rt60 * time)  # amplitude -60 dB at rt60
-    tail = rng.standard_normal(length, dtype=np.float32) * decay
-    tail *= math.sqrt(10 ** (-drr_db / 10) / max(float(np.sum(np.square(tail, dtype=np.float64))), 1e-20))
-    return np.concatenate([np.ones(1, np.float32), tail])
+    time = np.arange(1, length + 1) / sample_rate
+    tail = rng.standard_normal(length) * np.exp(-3 * np.log(10) * time / rt60)  # amplitude -60 dB at rt60
+    tail *= np.sqrt(10 ** (-drr_db / 10) / max(np.sum(tail**2), 1e-20))
+    return np.concatenate([[1.0], tail])
 
 
 def reverberate(samples: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
     """Convolve with `impulse_response`, keep the first len(samples) samples and their RMS level."""
-    wet = scipy.signal.fftconvolve(samples, impulse_response.astype(samples.dtype, copy=False))
-    wet = wet[:samples.size]
-    return wet * math.sqrt(_power(samples) / max(_power(wet), 1e-20))
+    wet = scipy.signal.fftconvolve(samples, impulse_response)[:samples.size]
+    return wet * np.sqrt(np.mean(samples**2) / max(np.mean(wet**2), 1e-20))
 
 
 def apply_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
@@ -210,30 +191,26 @@ def apply_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
 
 
 def telephone(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """A narrow-band telephone channel: to 8 kHz, 300-3400 Hz band-pass, mu-law, back to `sample_rate`.
-
-    Band-passed after resampling, on half the samples: the resampler's
-    anti-aliasing filter has already removed everything above 4 kHz.
-    """
-    narrow = scipy.signal.sosfilt(telephone_filter(TELEPHONE_RATE),
-                                  resample(samples, sample_rate, TELEPHONE_RATE))
+    """A narrow-band telephone channel: 300-3400 Hz band-pass, 8 kHz mu-law, back to `sample_rate`."""
+    band = telephone_filter(sample_rate)
+    narrow = resample(scipy.signal.sosfilt(band, samples).astype(np.float32), sample_rate,
+                      TELEPHONE_RATE)
     peak = max(float(np.max(np.abs(narrow), initial=0.0)), 1e-9)  # the line's level is set to its peak
-    magnitude = np.log1p(MU / peak * np.abs(narrow)) / math.log1p(MU)
-    magnitude = np.round(magnitude * 127) / 127  # 8 bits
-    narrow = np.copysign(peak / MU * np.expm1(magnitude * math.log1p(MU)), narrow)
-    wide = resample(narrow, TELEPHONE_RATE, sample_rate)
+    coded = np.sign(narrow) * np.log1p(MU * np.abs(narrow / peak)) / np.log1p(MU)
+    coded = np.round(coded * 127) / 127  # 8 bits
+    narrow = peak * np.sign(coded) * np.expm1(np.abs(coded) * np.log1p(MU)) / MU
+    wide = resample(narrow.astype(np.float32), TELEPHONE_RATE, sample_rate)
     return np.pad(wide, (0, max(0, samples.size - wide.size)))[:samples.size]  # resampling may round
 
 
 @functools.lru_cache(maxsize=8)
 def telephone_filter(sample_rate: int) -> np.ndarray:
-    """(4, 6) float32 second-order sections of the 4th-order Butterworth telephone band-pass.
+    """(4, 6) second-order sections of the 4th-order Butterworth telephone band-pass.
 
     Cached, and so shared by every call: designing the filter took longer than
     running it over an utterance.
     """
-    sections = scipy.signal.butter(4, TELEPHONE_BAND, "bandpass", fs=sample_rate, output="sos")
-    return sections.astype(np.float32)
+    return scipy.signal.butter(4, TELEPHONE_BAND, "bandpass", fs=sample_rate, output="sos")
 
 
 def change_speed(samples: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
