@@ -248,8 +248,7 @@ def stored_loader(config, utterances, folder: Path) -> StoreLoader:
 
 
 def step_ratio(model, sampler, loader, config, repeats: int) -> tuple[float, str]:
-    """Total pipeline step time / total in-memory step time over `repeats` epochs, and the figures
-    behind it.
+    """Total pipeline step time / total in-memory step time over `repeats` epochs, with its figures.
 
     Totals, not medians: step times cluster by batch length, and the two sets' medians could fall
     in different clusters (the same code measured 1.04-1.26x as a ratio of medians, 1.05-1.08x as
