@@ -252,22 +252,24 @@ def step_ratio(model, sampler, loader, config, repeats: int) -> tuple[float, str
 
     Totals, not medians: step times cluster by batch length, and the two sets' medians could fall
     in different clusters (the same code measured 1.04-1.26x as a ratio of medians, 1.05-1.08x as
-    one of totals, 2026-12-07).
+    one of totals, 2026-12-07). Each epoch's own ratio is shown too, as the run-to-run spread.
     """
     pipeline = sampled_dataset(sampler, loader, config.augment)
     in_memory = list(pipeline)  # also warms the loader's memory cache
     step_seconds(model, pipeline, in_memory)  # traces the step for the shapes it meets
-    timings = collections.defaultdict(list)
+    timings, epochs = collections.defaultdict(list), []
     for _ in range(repeats):
-        for name, seconds in step_seconds(model, pipeline, in_memory).items():
+        epoch = step_seconds(model, pipeline, in_memory)
+        epochs.append(sum(epoch["pipeline"]) / sum(epoch["memory"]))
+        for name, seconds in epoch.items():
             timings[name] += seconds
     pipeline_total, memory_total = sum(timings["pipeline"]), sum(timings["memory"])
     wait = statistics.median(timings["wait"])
     cores = busy_cores(model, in_memory)  # the pipeline's epochs are done: its threads are idle
     return pipeline_total / memory_total, (
-        f"{pipeline_total:.1f} s vs {memory_total:.1f} s over {len(timings['memory'])} steps "
-        f"(a median {wait * 1e3:.1f} ms of a step waiting for its batch; the in-memory step keeps "
-        f"{cores:.2f} of {os.cpu_count()} cores busy)")
+        f"{pipeline_total:.1f} s vs {memory_total:.1f} s over {len(timings['memory'])} steps, "
+        f"epochs {min(epochs):.2f}-{max(epochs):.2f}x (a median {wait * 1e3:.1f} ms of a step "
+        f"waiting for its batch; the in-memory step keeps {cores:.2f} of {os.cpu_count()} cores busy)")
 
 
 def report(name: str, value: float, relation: str, target: float, detail: str) -> None:
