@@ -358,7 +358,7 @@ def _yield_to_training() -> None:
     threads at its priority preempted it, and an augmented FSDD step on 2 cores
     took about 1.6x its in-memory time; 10 steps of niceness below it, 1.15x
     (twice); under SCHED_IDLE, which a waking normal thread preempts at once,
-    1.04-1.08x (`scripts/bench_input.py`'s ratio of totals, five runs on one 2-core
+    1.04-1.10x (`scripts/bench_input.py`'s ratio of totals, six runs on one 2-core
     machine). Loading in a worker process instead, away from this process's GIL,
     gained nothing (1.05 and 1.06x, two batches ahead): what is left is the loader's
     work itself. Still scheduled, at a small share, when other processes keep every
