@@ -1,17 +1,18 @@
 """Training-time augmentation: what differs between recordings in the world.
 
-On the waveform: speed perturbation, additive noise (generated colours, or
-babble of other utterances), a generated room impulse response, gain with
-clipping at full scale and a telephone channel (`corrupt`). On features:
+On the waveform: speed perturbation, silence at the edges, additive noise
+(generated colours, or babble of other utterances), a generated room impulse
+response, gain with clipping at full scale and a telephone channel (`corrupt`). On features:
 vocal-tract-length perturbation (`warp_frequencies`) and SpecAugment masks.
 
 All of it is deterministic given its inputs: the speed factor, the generator
 for an utterance's corruptions and the mask seed all derive from the batch
 sampler's (seed, epoch) plan, so a resumed run sees the same augmented batches
-as an uninterrupted one. Every function keeps an utterance's length, and the
-loader pads after augmenting, so padding is never augmented. `parse_perturbation`
-turns an evaluation spec (`noise:10`, `reverb:0.5`, `telephone`) into a config
-applying exactly that corruption to every utterance, and `perturbed_copies`
+as an uninterrupted one. Every function but speed and edge silence keeps an
+utterance's length, and the loader pads the batch after augmenting, so batch
+padding is never augmented. `parse_perturbation` turns an evaluation spec
+(`noise:10`, `reverb:0.5`, `telephone`, `silence:1+noise:30`) into a config
+applying exactly those corruptions to every utterance, and `perturbed_copies`
 writes the files so corrupted.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import librosa
@@ -44,11 +45,17 @@ MU = 255  # G.711 mu-law
 CORRUPTION_SETTINGS = ("noise_probability", "noise_snr_db", "noise_kinds", "babble_talkers",
                        "reverb_probability", "reverb_rt60", "reverb_drr_db", "gain_probability",
                        "gain_db", "telephone_probability")
+SILENCE_SETTINGS = ("silence_probability", "silence_seconds")
 
 
 def corruption_settings(config: AugmentConfig) -> dict:
-    """`config`'s CORRUPTION_SETTINGS as plain values (lists for tuples), as a store records them."""
-    return {name: value for name, value in to_dict(config).items() if name in CORRUPTION_SETTINGS}
+    """`config`'s CORRUPTION_SETTINGS as plain values (lists for tuples), as a store records them.
+
+    SILENCE_SETTINGS join them only when edge silence is on, so that a store built
+    before it existed still matches a config without it.
+    """
+    names = CORRUPTION_SETTINGS + (SILENCE_SETTINGS if config.silence_probability else ())
+    return {name: value for name, value in to_dict(config).items() if name in names}
 
 
 @dataclass(frozen=True)
@@ -61,9 +68,10 @@ class Corruption:
     telephone: bool = False
     talkers: int = 0  # utterances summed into babble
     seed: int = 0  # for the noise samples, the impulse response and the babble talkers
+    silence: tuple[float, float] | None = None  # seconds added (before, after)
 
     def __bool__(self) -> bool:
-        return any((self.reverb, self.noise, self.gain_db is not None, self.telephone))
+        return any((self.reverb, self.noise, self.gain_db is not None, self.telephone, self.silence))
 
 
 def row_generators(seed, rows: int) -> list[np.random.Generator | None]:
@@ -77,7 +85,8 @@ def draw_corruption(rng: np.random.Generator, config: AugmentConfig) -> Corrupti
     """Which corruptions apply to one utterance, with their settings, per `config`'s probabilities.
 
     The same draws are made whatever applies, so one setting never shifts
-    another's randomness.
+    another's randomness. Edge silence is drawn last and only when it is on, so
+    that configs without it keep the draws they had before it existed.
     """
     applies = rng.random(4) < (config.reverb_probability, config.noise_probability,
                                config.gain_probability, config.telephone_probability)
@@ -85,10 +94,14 @@ def draw_corruption(rng: np.random.Generator, config: AugmentConfig) -> Corrupti
         config.reverb_rt60, config.reverb_drr_db, config.noise_snr_db, config.gain_db))
     kinds = config.noise_kinds
     kind = kinds[rng.integers(len(kinds))] if kinds else None
-    return Corruption(reverb=(rt60, drr_db) if applies[0] else None,
-                      noise=(kind, snr_db) if applies[1] and kind else None,
-                      gain_db=gain_db if applies[2] else None, telephone=bool(applies[3]),
-                      talkers=config.babble_talkers, seed=int(rng.integers(2**63)))
+    corruption = Corruption(reverb=(rt60, drr_db) if applies[0] else None,
+                            noise=(kind, snr_db) if applies[1] and kind else None,
+                            gain_db=gain_db if applies[2] else None, telephone=bool(applies[3]),
+                            talkers=config.babble_talkers, seed=int(rng.integers(2**63)))
+    if not config.silence_probability:
+        return corruption
+    silent, edges = rng.random() < config.silence_probability, rng.uniform(*config.silence_seconds, 2)
+    return replace(corruption, silence=(float(edges[0]), float(edges[1]))) if silent else corruption
 
 
 def draw_augmentation(rng: np.random.Generator,
@@ -108,20 +121,26 @@ def draw_augmentation(rng: np.random.Generator,
 
 def corrupt(samples: np.ndarray, corruption: Corruption, sample_rate: int,
             other_speech: Callable[[np.random.Generator], np.ndarray] | None = None) -> np.ndarray:
-    """Room, noise, microphone level and channel, in the order sound meets them.
+    """Edge silence, room, noise, microphone level and channel, in the order sound meets them.
 
-    samples: (samples,) float32; returns float32 of the same shape.
-    `other_speech(rng)` returns a random other utterance's samples, which
-    babble sums.
+    samples: (samples,) float32; returns float32 of the same shape, or with
+    corruption.silence seconds of zeros before and after it first (which the
+    room and noise then fill). `other_speech(rng)` returns a random other
+    utterance's samples, which babble sums.
     """
     rng = np.random.default_rng(corruption.seed)
+    speech = slice(None)
+    if corruption.silence:
+        before, after = (round(seconds * sample_rate) for seconds in corruption.silence)
+        speech = slice(before, before + samples.size)
+        samples = np.pad(samples, (before, after))
     if corruption.reverb:
         samples = reverberate(samples, room_impulse_response(rng, *corruption.reverb, sample_rate))
     if corruption.noise:
         kind, snr_db = corruption.noise
         noise = (babble(rng, samples.size, other_speech, corruption.talkers) if kind == "babble"
                  else coloured_noise(rng, samples.size, kind))
-        samples = add_noise(samples, noise, snr_db)
+        samples = add_noise(samples, noise, snr_db, speech)
     if corruption.gain_db is not None:
         samples = apply_gain(samples, corruption.gain_db)
     if corruption.telephone:
@@ -158,9 +177,14 @@ def babble(rng: np.random.Generator, size: int,
     return total
 
 
-def add_noise(samples: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """samples + noise scaled to `snr_db` below the utterance's mean power (both (samples,))."""
-    signal_power = np.mean(np.square(samples, dtype=np.float64))
+def add_noise(samples: np.ndarray, noise: np.ndarray, snr_db: float,
+              speech: slice = slice(None)) -> np.ndarray:
+    """samples + noise scaled to `snr_db` below the mean power of samples[speech] (both (samples,)).
+
+    `speech` is where the utterance lies when silence was added around it: the
+    ratio is to the speech, whatever the margins.
+    """
+    signal_power = np.mean(np.square(samples[speech], dtype=np.float64))
     noise_power = max(np.mean(np.square(noise, dtype=np.float64)), 1e-20)
     return samples + noise * np.sqrt(signal_power / noise_power * 10 ** (-snr_db / 10))
 
@@ -289,10 +313,26 @@ def parse_perturbation(spec: str) -> AugmentConfig:
 
     `noise:SNR` (white, pink or brown noise, one per utterance), `babble:SNR`
     (other utterances of the same manifest), `reverb:RT60[:DRR]` (DRR 3 dB by
-    default), `telephone`, `gain:DB` (clipped at full scale); dB and seconds
-    within +-100.
+    default), `telephone`, `gain:DB` (clipped at full scale), `silence:SECONDS`
+    (that much added before and after); dB and seconds within +-100. Several
+    join with "+", each applied in `corrupt`'s order: `silence:1+noise:30` is a
+    quiet room around a recording cut with a second to spare.
     """
-    kind, _, argument = spec.partition(":")
+    off = AugmentConfig(noise_kinds=())
+    merged = {}
+    for part in spec.split("+"):
+        config = _parse_one(part, spec, off)
+        changed = {field.name: getattr(config, field.name) for field in fields(config)
+                   if getattr(config, field.name) != getattr(off, field.name)}
+        if changed.keys() & merged.keys():
+            raise ConfigError(f"perturbation {spec!r}: {part!r} repeats a corruption already given")
+        merged.update(changed)
+    return replace(off, **merged)
+
+
+def _parse_one(part: str, spec: str, off: AugmentConfig) -> AugmentConfig:
+    """One corruption of `spec` (`part`) -> a config applying it alone."""
+    kind, _, argument = part.partition(":")
     values = argument.split(":") if argument else []
     try:
         numbers = [float(value) for value in values]
@@ -301,9 +341,8 @@ def parse_perturbation(spec: str) -> AugmentConfig:
     # Levels in dB beyond +-100 make float32 audio all noise, all silence or infinite.
     if not all(-100 <= number <= 100 for number in numbers):
         raise ConfigError(f"perturbation {spec!r}: each number must lie in [-100, 100]")
-    if kind == "reverb" and numbers and not numbers[0] > 0:
-        raise ConfigError(f"perturbation {spec!r}: RT60 must be above 0 s")
-    off = AugmentConfig(noise_kinds=())
+    if kind in ("reverb", "silence") and numbers and not numbers[0] > 0:
+        raise ConfigError(f"perturbation {spec!r}: {kind}'s seconds must be above 0")
     if kind in ("noise", "babble") and len(numbers) == 1:
         return replace(off, noise_probability=1.0, noise_snr_db=(numbers[0],) * 2,
                        noise_kinds=("babble",) if kind == "babble" else tuple(NOISE_EXPONENTS))
@@ -315,8 +354,10 @@ def parse_perturbation(spec: str) -> AugmentConfig:
         return replace(off, telephone_probability=1.0)
     if kind == "gain" and len(numbers) == 1:
         return replace(off, gain_probability=1.0, gain_db=(numbers[0],) * 2)
+    if kind == "silence" and len(numbers) == 1:
+        return replace(off, silence_probability=1.0, silence_seconds=(numbers[0],) * 2)
     raise ConfigError(f"perturbation {spec!r}: expected noise:SNR, babble:SNR, reverb:RT60[:DRR], "
-                      "telephone or gain:DB")
+                      "telephone, gain:DB or silence:SECONDS, joined by +")
 
 
 def perturbed_copies(paths, config: AugmentConfig, folder, sample_rate: int = audio.SAMPLE_RATE,
@@ -356,6 +397,11 @@ def perturbed_copies(paths, config: AugmentConfig, folder, sample_rate: int = au
 
 def perturbed_utterances(utterances: list[Utterance], config: AugmentConfig, folder,
                          sample_rate: int = audio.SAMPLE_RATE, suffix: str = "") -> list[Utterance]:
-    """`utterances` with their audio replaced by `perturbed_copies`' and `suffix` after each id."""
+    """`utterances` with their audio replaced by `perturbed_copies`' and `suffix` after each id.
+
+    A copy's duration is its own: edge silence lengthens it.
+    """
     copies = perturbed_copies([u.audio_filepath for u in utterances], config, folder, sample_rate)
-    return [replace(u, audio_filepath=copy, id=u.key + suffix) for u, copy in zip(utterances, copies)]
+    return [replace(u, audio_filepath=copy, id=u.key + suffix,
+                    duration=u.duration if copy == u.audio_filepath else soundfile.info(copy).duration)
+            for u, copy in zip(utterances, copies)]

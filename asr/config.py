@@ -137,7 +137,8 @@ class TrainConfig(Checked):
         return self.memory_cache_mb * 2**20
 
 
-_CORRUPTIONS = ("noise_probability", "reverb_probability", "gain_probability", "telephone_probability")
+_CORRUPTIONS = ("noise_probability", "reverb_probability", "gain_probability", "telephone_probability",
+                "silence_probability")
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,10 @@ class AugmentConfig(Checked):
     gain_db: tuple[float, float] = (-6.0, 6.0)  # full scale is 1.0; FSDD peaks at about 0.5
     vtlp_probability: float = 0.0  # vocal-tract-length perturbation, on the log-mel bins
     vtlp_warp: tuple[float, float] = (0.9, 1.1)
+    # Silence before and after the utterance, as recordings cut by a person or an endpointer
+    # carry it (FSDD's takes are trimmed to within about 0.1 s); then room and noise apply to it.
+    silence_probability: float = 0.0
+    silence_seconds: tuple[float, float] = (0.0, 1.0)  # each edge's, drawn apiece
     # 0: the waveform corruptions are drawn afresh each epoch, on the training loader's CPU.
     # K: drawn K times per utterance and speed, once, into a feature store that training then
     # reads (Kaldi's replicated data): the loader only reads, warps and masks.
@@ -177,6 +182,9 @@ class AugmentConfig(Checked):
                 raise ConfigError(f"{name}: {value} is not a probability (0 to 1)")
             if name.endswith(("_factors", "_warp", "_rt60")) and not all(item > 0 for item in value):
                 raise ConfigError(f"{name}: {list(value)} must all be above 0")
+        if not 0 <= self.silence_seconds[0] <= self.silence_seconds[1]:
+            raise ConfigError(f"silence_seconds: {list(self.silence_seconds)} must be a range of seconds "
+                              "(0 <= low <= high)")
         if self.corrupted_copies < 0:
             raise ConfigError(f"corrupted_copies: {self.corrupted_copies} is not a count (0: none stored)")
         if self.corrupted_copies and not self.corrupts:

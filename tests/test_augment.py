@@ -180,6 +180,47 @@ def test_reverberation_keeps_length_and_level_and_smears_in_time():
     assert np.abs(wet[4000:]).max() > 0.01  # the room rings on after the sound stops
 
 
+def test_silence_pads_each_edge_with_its_drawn_seconds():
+    samples = speech_like()
+    padded = augment.corrupt(samples, augment.Corruption(silence=(0.25, 0.5)), RATE)
+    assert padded.shape == (RATE * 7 // 4,) and padded.dtype == np.float32
+    assert not padded[:RATE // 4].any() and not padded[-RATE // 2:].any()
+    np.testing.assert_array_equal(padded[RATE // 4:RATE * 5 // 4], samples)
+
+
+def test_noise_level_is_set_by_the_speech_not_the_silence_around_it():
+    samples = speech_like()
+    corruption = augment.Corruption(silence=(1.0, 1.0), noise=("white", 10.0), seed=4)
+    noisy = augment.corrupt(samples, corruption, RATE)
+    speech, noise = noisy[RATE:2 * RATE], np.concatenate([noisy[:RATE], noisy[2 * RATE:]])
+    snr_db = 10 * np.log10(np.mean(samples.astype(np.float64)**2) / np.mean((speech - samples)**2))
+    assert snr_db == pytest.approx(10.0, abs=0.3)  # the noise's power over the speech's stretch only
+    assert np.mean(noise**2) == pytest.approx(np.mean((speech - samples)**2), rel=0.1)  # and the margins
+
+
+def test_silence_is_drawn_last_and_only_when_on():
+    without = augment.draw_corruption(np.random.default_rng(3), EVERYTHING)
+    settings = replace(EVERYTHING, silence_probability=0.5, silence_seconds=(0.2, 0.6))
+    draws = [augment.draw_corruption(np.random.default_rng([3, n]), settings) for n in range(2000)]
+    assert without.silence is None
+    assert replace(augment.draw_corruption(np.random.default_rng(3), settings), silence=None) == without
+    edges = np.array([draw.silence for draw in draws if draw.silence])
+    assert len(edges) / len(draws) == pytest.approx(0.5, abs=0.04)
+    assert edges.min() >= 0.2 and edges.max() <= 0.6 and edges[:, 0].std() > 0.1  # each edge its own
+
+
+def test_silence_settings_are_recorded_only_when_on():
+    assert not set(augment.SILENCE_SETTINGS) & augment.corruption_settings(EVERYTHING).keys()
+    settings = augment.corruption_settings(replace(EVERYTHING, silence_probability=0.5))
+    assert settings["silence_probability"] == 0.5 and settings["silence_seconds"] == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("seconds", [(-0.1, 1.0), (0.5, 0.2)])
+def test_silence_seconds_must_be_a_range(seconds):
+    with pytest.raises(ConfigError, match="silence_seconds"):
+        AugmentConfig(silence_seconds=seconds)
+
+
 def test_gain_scales_and_clips_at_full_scale():
     samples = np.array([0.0, 0.1, -0.2, 0.5, -0.9], np.float32)
     np.testing.assert_allclose(augment.apply_gain(samples, -20.0), samples / 10, rtol=1e-6)
@@ -231,6 +272,7 @@ def test_the_drawn_warp_is_seeded_and_off_by_default():
     ("reverb:0.5:6", "reverb_probability", {"reverb_drr_db": (6.0, 6.0)}),
     ("telephone", "telephone_probability", {}),
     ("gain:12", "gain_probability", {"gain_db": (12.0, 12.0)}),
+    ("silence:1.5", "silence_probability", {"silence_seconds": (1.5, 1.5)}),
 ])
 def test_perturbation_specs(spec, probability, values):
     config = augment.parse_perturbation(spec)
@@ -238,13 +280,22 @@ def test_perturbation_specs(spec, probability, values):
     assert all(getattr(config, key) == value for key, value in values.items())
     corruption = augment.draw_corruption(np.random.default_rng(0), config)
     assert [bool(corruption.reverb), bool(corruption.noise), corruption.gain_db is not None,
-            corruption.telephone].count(True) == 1
+            corruption.telephone, bool(corruption.silence)].count(True) == 1
+
+
+def test_perturbations_join_with_a_plus():
+    config = augment.parse_perturbation("silence:0.5+noise:20")
+    assert config == replace(augment.parse_perturbation("noise:20"), silence_probability=1.0,
+                             silence_seconds=(0.5, 0.5))
+    corruption = augment.draw_corruption(np.random.default_rng(0), config)
+    assert corruption.silence == (0.5, 0.5) and corruption.noise[1] == 20.0
 
 
 # The non-finite and huge ones had raised OverflowError tracebacks; noise:-1000 blamed a temporary file.
 @pytest.mark.parametrize("spec", ["noise", "noise:loud", "hall:1", "telephone:8", "noise:nan", "noise:inf",
                                   "gain:1e308", "gain:-inf", "noise:-1000", "reverb:0", "reverb:-1",
-                                  "reverb:nan"])
+                                  "reverb:nan", "silence", "silence:0", "silence:1:2", "noise:10+",
+                                  "noise:10+babble:5", "telephone+telephone"])
 def test_bad_perturbation_specs_are_named(spec):
     with pytest.raises(ConfigError, match="perturbation"):
         augment.parse_perturbation(spec)
@@ -266,3 +317,6 @@ def test_perturbed_utterances_point_at_corrupted_copies_and_rename_their_ids(tmp
     corrupted, _ = soundfile.read(noisy[0].audio_filepath)
     assert corrupted.shape == tone.shape and not np.allclose(corrupted, tone, atol=0.05)
     assert noisy[1].audio_filepath == str(tmp_path / "b.wav")  # unreadable: kept, for transcription to report
+    margins = augment.perturbed_utterances(utterances, augment.parse_perturbation("silence:0.25"),
+                                           tmp_path / "margins")
+    assert [u.duration for u in margins] == [1.0, 1.0]  # 0.5 s of speech and 0.25 s at each end; b kept

@@ -270,6 +270,19 @@ def test_augmented_batches_repeat_with_the_seed_and_leave_padding_alone(corpus):
     np.testing.assert_array_equal(loader.batch(indices, speeds)[0], reference)  # no seed: clean
 
 
+def test_edge_silence_lengthens_the_real_frames_and_leaves_padding_alone(corpus):
+    config = AugmentConfig(silence_probability=1.0, silence_seconds=(0.1, 0.1))
+    loader = UtteranceLoader(corpus, Vocabulary(), FEATURES, augmentation=config)
+    indices, speeds = np.arange(len(corpus)), np.ones(len(corpus), np.float32)
+    features, lengths, labels, _ = loader.batch(indices, speeds, seed=np.array([1, 0]))
+    _, clean_lengths, clean_labels, _ = UtteranceLoader(corpus, Vocabulary(), FEATURES).batch(indices, speeds)
+    added = round(0.2 * FEATURES.sample_rate) // FEATURES.hop_length  # 0.1 s at each end
+    np.testing.assert_array_equal(lengths, clean_lengths + added)
+    np.testing.assert_array_equal(labels, clean_labels)
+    for row, length in enumerate(lengths):
+        assert not features[row, length:].any()
+
+
 def test_corrupting_loaders_read_each_waveform_once_when_the_corpus_fits(corpus, monkeypatch):
     config = AugmentConfig(noise_probability=1.0, noise_kinds=("babble",), babble_talkers=3,
                            reverb_probability=0.5)

@@ -99,7 +99,8 @@ def _add_evaluate_parser(commands) -> None:
                           help="text normalisation before scoring: the one training uses, none, or "
                                "Whisper's English normaliser (needs pip install 'asr[whisper]')")
     evaluate.add_argument("--perturb", metavar="SPEC", help="score the manifest's audio corrupted: "
-                          "noise:SNR, babble:SNR, reverb:RT60[:DRR], telephone or gain:DB")
+                          "noise:SNR, babble:SNR, reverb:RT60[:DRR], telephone, gain:DB or "
+                          "silence:SECONDS, several joined by + (silence:1+noise:30)")
     evaluate.add_argument("--perturb-seed", type=int, default=library_default(evaluate_model, "seed"),
                           help="seed of the corruptions")
     _add_decoder_arguments(evaluate)
@@ -138,7 +139,8 @@ def _add_tune_lm_parser(commands) -> None:
                          default=",".join(map(str, library_default(tune, "betas"))))
     tune_lm.add_argument("--perturb", nargs="+", default=(), metavar="SPEC",
                          help="also score the grid on dev corrupted each way (noise:SNR, babble:SNR, "
-                              "reverb:RT60[:DRR], telephone, gain:DB), pooled with clean dev")
+                              "reverb:RT60[:DRR], telephone, gain:DB, silence:SECONDS, joined by +), "
+                              "pooled with clean dev")
     tune_lm.add_argument("--beam-width", type=count, default=library_default(tune, "beam_width"),
                          help="beam width")
     tune_lm.add_argument("--lexicon", action="store_true", help="decode spelling only the LM's words")
